@@ -1,0 +1,78 @@
+# clicktochat: build, install into ejabberd's contrib modules directory, test, demo.
+# See README.md. Targets that install Debian packages (deps, test, demo) need root.
+
+# Debian's ejabberd keeps its beams and headers in /usr/lib/<arch>/ejabberd-<vsn>,
+# and the xmpp library's headers in p1_xmpp-<vsn>.
+EJABBERD_DIR ?= $(patsubst %/ebin/gen_mod.beam,%,$(firstword $(wildcard /usr/lib/*/ejabberd-*/ebin/gen_mod.beam)))
+XMPP_DIR ?= $(patsubst %/include/xmpp.hrl,%,$(firstword $(wildcard /usr/lib/erlang/lib/*xmpp-*/include/xmpp.hrl)))
+ERLC_FLAGS = -Werror +debug_info +warn_unused_vars \
+	-I $(EJABBERD_DIR)/include -I $(XMPP_DIR)/include -pa $(EJABBERD_DIR)/ebin
+# ejabberd adds $CONTRIB_MODULES_PATH/<module>/ebin to its code path; the
+# default is ~ejabberd/.ejabberd-modules.
+EJABBERD_HOME ?= $(shell getent passwd ejabberd | cut -d: -f6)
+PREFIX ?= $(EJABBERD_HOME)/.ejabberd-modules
+DESTDIR ?=
+MODULE_DIR = $(DESTDIR)$(PREFIX)/mod_clicktochat
+
+DEBIAN_PACKAGES = erlang-nox erlang-dev erlang-eunit ejabberd python3-slixmpp python3-pytest curl
+ERL_SOURCES = $(wildcard erlang_src/*.erl)
+BEAMS = $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
+NIF = priv/clicktochat_nif.so
+# Debian's python, which has python3-slixmpp and python3-pytest (not pyenv's).
+PYTHON = /usr/bin/python3
+
+.PHONY: all nif beams deps install uninstall test test-rust test-integration lint demo demo-stop clean
+
+all: nif beams
+
+nif:
+	cargo build --release -p clicktochat_nif
+	mkdir -p priv
+	cp target/release/libclicktochat_nif.so $(NIF)
+
+beams: $(BEAMS)
+
+ebin/%.beam: erlang_src/%.erl
+	@test -n "$(EJABBERD_DIR)" -a -n "$(XMPP_DIR)" || { echo "ejabberd is not installed: run 'make deps' (as root)"; exit 1; }
+	@mkdir -p ebin
+	erlc $(ERLC_FLAGS) -o ebin $<
+
+# Installs the Debian packages the build, the tests and the demo need, if missing.
+deps:
+	@dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || { \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_PACKAGES); }
+
+install: all
+	install -d $(MODULE_DIR)/ebin $(MODULE_DIR)/priv $(MODULE_DIR)/conf
+	install -m 644 $(BEAMS) $(MODULE_DIR)/ebin/
+	install -m 755 $(NIF) $(MODULE_DIR)/priv/
+	install -m 644 docs/mod_clicktochat.spec $(MODULE_DIR)/
+	install -m 644 docs/mod_clicktochat.yml $(MODULE_DIR)/conf/
+
+uninstall:
+	rm -rf $(MODULE_DIR)
+
+test: deps all test-rust test-integration
+
+test-rust:
+	cargo test --workspace
+
+test-integration: all
+	$(PYTHON) -m pytest -v test/integration
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+# A fresh throw-away ejabberd with the module on 127.0.0.1, in the foreground.
+DEMO_HTTP_PORT ?= 5280
+DEMO_C2S_PORT ?= 5222
+demo: deps all
+	DEMO_HTTP_PORT=$(DEMO_HTTP_PORT) DEMO_C2S_PORT=$(DEMO_C2S_PORT) $(PYTHON) test/demo.py
+
+demo-stop:
+	$(PYTHON) test/demo.py --stop
+
+clean:
+	cargo clean
+	rm -rf ebin $(NIF)

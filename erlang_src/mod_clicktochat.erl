@@ -1,0 +1,364 @@
+%%% mod_clicktochat: the ejabberd side of "click to chat".
+%%%
+%%% One instance is active per client host: the instance started on the vhost
+%%% named by `client_host'. It owns the rotation of `helpdesk_host''s agents (a
+%%% NIF resource, see clicktochat_nif), keeps it true from presence hooks, and
+%%% removes a visitor's throw-away account when its last session ends or when it
+%%% never logs in within `visitor_ttl'. Instances started on any other vhost
+%%% stay inert, so the module can be listed in the global `modules' section.
+%%%
+%%% The visitor -> agent links live in a Mnesia table, not in the NIF, so that a
+%%% module restart (or a config reload, which restarts it) and an ejabberd restart
+%%% can rebuild every agent's load: the table is also the marker telling a
+%%% throw-away visitor account from any other account of the client host.
+-module(mod_clicktochat).
+-behaviour(gen_mod).
+-behaviour(gen_server).
+
+-export([start/2, stop/1, depends/2, mod_opt_type/1, mod_options/1, mod_doc/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
+         code_change/3]).
+%% Hooks.
+-export([agent_presence_set/4, agent_presence_unset/4, visitor_session_closed/3]).
+%% Used by mod_http_clicktochat.
+-export([instance_for/1, register_visitor/3, connected_agents/1]).
+
+-include("logger.hrl").
+-include("xmpp.hrl").
+
+-record(clicktochat_visitor,
+        {us :: {binary(), binary()},       % {VisitorUser, ClientHost}
+         agent :: binary(),                % the agent's bare JID
+         registered_at :: integer()}).     % erlang:system_time(millisecond)
+
+%% What hooks and the HTTP handler need, kept in persistent_term so that the
+%% hot path reads it without asking any process.
+-record(instance,
+        {client_host :: binary(),
+         helpdesk_host :: binary(),
+         rotation :: reference()}).
+
+-define(HOOK_SEQ, 50).
+
+%%%===================================================================
+%%% gen_mod
+%%%===================================================================
+start(Host, Opts) ->
+    case gen_mod:get_opt(client_host, Opts) of
+        Host -> start_instance(Host, Opts);
+        undefined ->
+            ?CRITICAL_MSG("mod_clicktochat: option client_host is required", []),
+            {error, {missing_option, client_host}};
+        _OtherHost ->
+            %% Listed globally: only the instance of the client host works.
+            ok
+    end.
+
+start_instance(ClientHost, Opts) ->
+    HelpdeskHost = gen_mod:get_opt(helpdesk_host, Opts),
+    case check_hosts(ClientHost, HelpdeskHost) of
+        ok -> gen_mod:start_child(?MODULE, ClientHost, Opts);
+        {error, Why} = Err ->
+            ?CRITICAL_MSG("mod_clicktochat: ~ts", [Why]),
+            Err
+    end.
+
+check_hosts(_ClientHost, undefined) ->
+    {error, "option helpdesk_host is required"};
+check_hosts(Host, Host) ->
+    {error, "client_host and helpdesk_host must be different vhosts"};
+check_hosts(_ClientHost, HelpdeskHost) ->
+    case ejabberd_router:is_my_host(HelpdeskHost) of
+        true -> ok;
+        false ->
+            {error, io_lib:format("helpdesk_host ~ts is not a vhost of this server",
+                                  [HelpdeskHost])}
+    end.
+
+stop(Host) ->
+    case persistent_term:get({?MODULE, client, Host}, undefined) of
+        undefined -> ok;
+        _ -> gen_mod:stop_child(?MODULE, Host)
+    end.
+
+depends(_Host, _Opts) -> [].
+
+mod_opt_type(client_host) -> econf:domain();
+mod_opt_type(helpdesk_host) -> econf:domain();
+mod_opt_type(max_sessions) -> econf:int(1, 100000);
+mod_opt_type(visitor_ttl) -> econf:timeout(second).
+
+mod_options(_Host) ->
+    [{client_host, undefined},
+     {helpdesk_host, undefined},
+     {max_sessions, 5},
+     {visitor_ttl, timer:seconds(300)}].
+
+mod_doc() ->
+    #{desc =>
+          [<<"Click to chat: a website visitor registers a throw-away "
+             "account on client_host through mod_http_clicktochat and is "
+             "handed a helpdesk agent of helpdesk_host, chosen round robin "
+             "among the agents online with a free slot.">>,
+           <<"Only the instance started on client_host is active, so the "
+             "module may be listed in the global modules section.">>],
+      opts =>
+          [{client_host,
+            #{value => "Domain",
+              desc => <<"Vhost of the visitors' throw-away accounts (required).">>}},
+           {helpdesk_host,
+            #{value => "Domain",
+              desc => <<"Vhost of the helpdesk agents (required).">>}},
+           {max_sessions,
+            #{value => "pos_integer()",
+              desc => <<"Most visitors one agent serves at once. "
+                        "The default value is 5.">>}},
+           {visitor_ttl,
+            #{value => "timeout()",
+              desc => <<"A registered visitor that has not logged in within this "
+                        "time is removed and its slot freed. "
+                        "The default value is 300 seconds.">>}}]}.
+
+%%%===================================================================
+%%% API for mod_http_clicktochat
+%%%===================================================================
+
+%% The active instance serving an HTTP request: the one whose client or
+%% helpdesk host is the request's Host, else the only (or first) one.
+-spec instance_for(binary()) -> {ok, #instance{}} | error.
+instance_for(RequestHost) ->
+    case persistent_term:get({?MODULE, instances}, []) of
+        [] -> error;
+        ClientHosts ->
+            Named = [H || H <- ClientHosts, H == RequestHost]
+                ++ [H || H <- ClientHosts,
+                         (instance(H))#instance.helpdesk_host == RequestHost],
+            {ok, instance(hd(Named ++ ClientHosts))}
+    end.
+
+%% Picks an agent and creates the account; on any failure the slot is given
+%% back, so no account and no slot is left behind.
+-spec register_visitor(#instance{}, binary(), binary()) ->
+          {ok, binary(), binary()} | {error, atom()}.
+register_visitor(#instance{client_host = ClientHost, rotation = Rotation},
+                 User, Password) ->
+    case jid:nodeprep(User) of
+        LUser when LUser == error; LUser == <<>> -> {error, invalid_username};
+        LUser ->
+            case clicktochat_nif:pick(Rotation) of
+                none -> {error, no_agent_available};
+                {ok, Agent} ->
+                    case create_account(LUser, ClientHost, Password, Agent) of
+                        ok ->
+                            {ok, jid:encode({LUser, ClientHost, <<>>}), Agent};
+                        {error, _} = Err ->
+                            clicktochat_nif:release(Rotation, Agent),
+                            Err
+                    end
+            end
+    end.
+
+create_account(LUser, ClientHost, Password, Agent) ->
+    try ejabberd_auth:try_register(LUser, ClientHost, Password) of
+        ok ->
+            Now = erlang:system_time(millisecond),
+            mnesia:dirty_write(#clicktochat_visitor{us = {LUser, ClientHost}, agent = Agent,
+                                                    registered_at = Now}),
+            gen_server:cast(gen_mod:get_module_proc(ClientHost, ?MODULE),
+                            {arm_ttl, LUser, Now}),
+            ok;
+        {error, invalid_jid} -> {error, invalid_username};
+        {error, invalid_password} -> {error, invalid_password};
+        {error, Reason} when is_atom(Reason) -> {error, Reason}
+    catch Class:Reason:Stack ->
+            ?ERROR_MSG("mod_clicktochat: registering ~ts@~ts failed: ~p",
+                       [LUser, ClientHost, {Class, Reason, Stack}]),
+            %% The account may exist without its link: do not leave it behind.
+            catch ejabberd_auth:remove_user(LUser, ClientHost),
+            {error, internal_error}
+    end.
+
+%% Bare JIDs of the agents with at least one session, sorted.
+-spec connected_agents(#instance{}) -> [binary()].
+connected_agents(#instance{helpdesk_host = HelpdeskHost}) ->
+    lists:usort([jid:encode({U, S, <<>>})
+                 || {U, S, _R} <- ejabberd_sm:get_vh_session_list(HelpdeskHost)]).
+
+%%%===================================================================
+%%% Hooks
+%%%===================================================================
+
+%% set_presence_hook: initial presence and every change of show.
+agent_presence_set(User, Server, Resource, #presence{type = available, show = Show})
+  when Show == undefined; Show == chat ->
+    with_helpdesk(Server,
+                  fun(Rotation, Agent) ->
+                          clicktochat_nif:resource_available(Rotation, Agent, Resource)
+                  end, User);
+agent_presence_set(User, Server, Resource, _AwayOrOther) ->
+    agent_presence_unset(User, Server, Resource, <<>>).
+
+%% unset_presence_hook: unavailable presence or logout.
+agent_presence_unset(User, Server, Resource, _Status) ->
+    with_helpdesk(Server,
+                  fun(Rotation, Agent) ->
+                          clicktochat_nif:resource_unavailable(Rotation, Agent, Resource)
+                  end, User).
+
+with_helpdesk(Server, Fun, User) ->
+    case persistent_term:get({?MODULE, helpdesk, jid:nameprep(Server)}, undefined) of
+        undefined -> ok;
+        ClientHost ->
+            #instance{rotation = Rotation} = instance(ClientHost),
+            Fun(Rotation, jid:encode({jid:nodeprep(User), jid:nameprep(Server), <<>>})),
+            ok
+    end.
+
+%% sm_remove_connection_hook on the client host: the session is already gone
+%% from ejabberd_sm, so no resource left means the visitor's last one ended.
+visitor_session_closed(_SID, #jid{luser = LUser, lserver = LServer}, _Info) ->
+    case ejabberd_sm:get_user_resources(LUser, LServer) of
+        [] -> end_visitor(LUser, LServer);
+        _ -> ok
+    end.
+
+%% Removes the visitor's account and frees its agent's slot, once, whoever
+%% (logout, TTL) gets here first; accounts we did not create are left alone.
+end_visitor(LUser, ClientHost) ->
+    Take = fun() ->
+                   case mnesia:read(clicktochat_visitor, {LUser, ClientHost}, write) of
+                       [Link] -> mnesia:delete({clicktochat_visitor, {LUser, ClientHost}}),
+                                 {ok, Link};
+                       [] -> none
+                   end
+           end,
+    case mnesia:transaction(Take) of
+        {atomic, {ok, #clicktochat_visitor{agent = Agent}}} ->
+            ejabberd_auth:remove_user(LUser, ClientHost),
+            case persistent_term:get({?MODULE, client, ClientHost}, undefined) of
+                undefined -> ok;
+                #instance{rotation = Rotation} -> clicktochat_nif:release(Rotation, Agent)
+            end,
+            ?DEBUG("mod_clicktochat: visitor ~ts@~ts ended, ~ts has a free slot",
+                   [LUser, ClientHost, Agent]);
+        {atomic, none} -> ok;
+        {aborted, Reason} ->
+            ?ERROR_MSG("mod_clicktochat: ending visitor ~ts@~ts failed: ~p",
+                       [LUser, ClientHost, Reason])
+    end.
+
+%%%===================================================================
+%%% gen_server: owns the instance's lifetime and the visitor_ttl timers.
+%%%===================================================================
+init([ClientHost, Opts]) ->
+    process_flag(trap_exit, true),
+    HelpdeskHost = gen_mod:get_opt(helpdesk_host, Opts),
+    ok = ejabberd_mnesia:create(?MODULE, clicktochat_visitor,
+                                [{disc_copies, [node()]},
+                                 {attributes, record_info(fields, clicktochat_visitor)}]),
+    Instance = #instance{client_host = ClientHost, helpdesk_host = HelpdeskHost,
+                         rotation = clicktochat_nif:new(gen_mod:get_opt(max_sessions, Opts))},
+    %% Hooks first, then the rebuild: an event racing the rebuild is applied
+    %% twice at worst, and every rotation operation is idempotent.
+    publish(Instance),
+    add_hooks(Instance),
+    Ttl = gen_mod:get_opt(visitor_ttl, Opts),
+    rebuild_agents(Instance),
+    rebuild_visitors(Instance, Ttl),
+    ?INFO_MSG("mod_clicktochat: visitors on ~ts, agents on ~ts, queue ~p",
+              [ClientHost, HelpdeskHost, clicktochat_nif:queue(Instance#instance.rotation)]),
+    {ok, #{instance => Instance, ttl => Ttl}}.
+
+terminate(_Reason, #{instance := Instance}) ->
+    remove_hooks(Instance),
+    unpublish(Instance).
+
+handle_call(_Request, _From, State) ->
+    {reply, {error, badarg}, State}.
+
+handle_cast({arm_ttl, LUser, RegisteredAt}, #{ttl := Ttl} = State) ->
+    erlang:send_after(Ttl, self(), {visitor_ttl, LUser, RegisteredAt}),
+    {noreply, State};
+handle_cast(Msg, State) ->
+    ?WARNING_MSG("mod_clicktochat: unexpected cast ~p", [Msg]),
+    {noreply, State}.
+
+%% The timer names the registration it was armed for: a visitor that ended
+%% and was registered again under the same name gets its own full TTL.
+handle_info({visitor_ttl, LUser, RegisteredAt},
+            #{instance := #instance{client_host = Host}} = State) ->
+    case {mnesia:dirty_read(clicktochat_visitor, {LUser, Host}),
+          ejabberd_sm:get_user_resources(LUser, Host)} of
+        {[#clicktochat_visitor{registered_at = RegisteredAt}], []} ->
+            end_visitor(LUser, Host);
+        _ ->
+            ok      % logged in (its logout ends it), ended, or registered anew
+    end,
+    {noreply, State};
+handle_info(Info, State) ->
+    ?WARNING_MSG("mod_clicktochat: unexpected info ~p", [Info]),
+    {noreply, State}.
+
+code_change(_OldVsn, State, _Extra) -> {ok, State}.
+
+%%%===================================================================
+%%% Internal
+%%%===================================================================
+instance(ClientHost) ->
+    persistent_term:get({?MODULE, client, ClientHost}).
+
+publish(#instance{client_host = C, helpdesk_host = H} = Instance) ->
+    persistent_term:put({?MODULE, client, C}, Instance),
+    persistent_term:put({?MODULE, helpdesk, H}, C),
+    Others = persistent_term:get({?MODULE, instances}, []),
+    persistent_term:put({?MODULE, instances}, lists:usort([C | Others])).
+
+unpublish(#instance{client_host = C, helpdesk_host = H}) ->
+    persistent_term:erase({?MODULE, client, C}),
+    persistent_term:erase({?MODULE, helpdesk, H}),
+    Others = persistent_term:get({?MODULE, instances}, []),
+    persistent_term:put({?MODULE, instances}, lists:delete(C, Others)).
+
+add_hooks(#instance{client_host = C, helpdesk_host = H}) ->
+    ejabberd_hooks:add(set_presence_hook, H, ?MODULE, agent_presence_set, ?HOOK_SEQ),
+    ejabberd_hooks:add(unset_presence_hook, H, ?MODULE, agent_presence_unset, ?HOOK_SEQ),
+    ejabberd_hooks:add(sm_remove_connection_hook, C, ?MODULE, visitor_session_closed,
+                       ?HOOK_SEQ).
+
+remove_hooks(#instance{client_host = C, helpdesk_host = H}) ->
+    ejabberd_hooks:delete(set_presence_hook, H, ?MODULE, agent_presence_set, ?HOOK_SEQ),
+    ejabberd_hooks:delete(unset_presence_hook, H, ?MODULE, agent_presence_unset, ?HOOK_SEQ),
+    ejabberd_hooks:delete(sm_remove_connection_hook, C, ?MODULE, visitor_session_closed,
+                          ?HOOK_SEQ).
+
+%% Every live agent session whose last presence is available puts its agent
+%% back in the rotation.
+rebuild_agents(#instance{helpdesk_host = H}) ->
+    lists:foreach(
+      fun({U, S, R}) ->
+              case ejabberd_sm:get_session_pid(U, S, R) of
+                  Pid when is_pid(Pid) ->
+                      try ejabberd_c2s:get_presence(Pid) of
+                          Presence -> agent_presence_set(U, S, R, Presence)
+                      catch _:_ -> ok   % the session ended meanwhile
+                      end;
+                  _ -> ok
+              end
+      end, ejabberd_sm:get_vh_session_list(H)).
+
+%% Every visitor still linked gives its agent's slot back; a visitor that is
+%% not logged in gets the rest of its TTL (all of it after a server restart
+%% has closed its sessions).
+rebuild_visitors(#instance{client_host = C, rotation = Rotation}, Ttl) ->
+    Now = erlang:system_time(millisecond),
+    Links = mnesia:dirty_match_object(#clicktochat_visitor{us = {'_', C}, _ = '_'}),
+    lists:foreach(
+      fun(#clicktochat_visitor{us = {LUser, _}, agent = Agent, registered_at = At}) ->
+              clicktochat_nif:restore(Rotation, Agent),
+              case ejabberd_sm:get_user_resources(LUser, C) of
+                  [] ->
+                      erlang:send_after(max(0, At + Ttl - Now), self(),
+                                        {visitor_ttl, LUser, At});
+                  _ -> ok
+              end
+      end, Links).

@@ -1,0 +1,67 @@
+%%% mod_http_clicktochat: the HTTP API of click to chat, mounted by an
+%%% ejabberd_http listener (`request_handlers: /clicktochat: mod_http_clicktochat').
+%%%
+%%% Parsing the registration body and rendering every response is done by the
+%%% NIF; this module only routes, talks to mod_clicktochat and maps errors to
+%%% HTTP statuses.
+-module(mod_http_clicktochat).
+
+-export([process/2]).
+
+-include("ejabberd_http.hrl").
+
+-define(XML_HEADERS, [{<<"Content-Type">>, <<"text/xml; charset=utf-8">>}]).
+
+-spec process([binary()], #request{}) -> {pos_integer(), list(), binary()}.
+process([<<"register">>], #request{method = 'POST', data = Body, host = Host}) ->
+    with_instance(Host, register, fun(Instance) -> register_visitor(Instance, Body) end);
+process([<<"register">>], _Request) ->
+    method_not_allowed(register, <<"POST">>);
+process([<<"list">>], #request{method = Method, host = Host} = Request)
+  when Method == 'GET'; Method == 'HEAD' ->
+    case Request of
+        #request{q = [], data = <<>>} ->
+            with_instance(Host, connected_users,
+                          fun(Instance) ->
+                                  Agents = mod_clicktochat:connected_agents(Instance),
+                                  {200, ?XML_HEADERS, clicktochat_nif:render_list(Agents)}
+                          end);
+        _ ->
+            error_reply(400, connected_users, unexpected_parameters)
+    end;
+process([<<"list">>], _Request) ->
+    method_not_allowed(connected_users, <<"GET, HEAD">>);
+process(_Path, _Request) ->
+    error_reply(404, error, not_found).
+
+register_visitor(Instance, Body) ->
+    case clicktochat_nif:parse_registration(Body) of
+        {error, too_large} ->
+            error_reply(413, register, too_large);
+        {error, Reason} ->
+            error_reply(400, register, Reason);
+        {ok, User, Password} ->
+            case mod_clicktochat:register_visitor(Instance, User, Password) of
+                {ok, VisitorJid, AgentJid} ->
+                    {201, ?XML_HEADERS, clicktochat_nif:render_register_ok(VisitorJid, AgentJid)};
+                {error, no_agent_available} ->
+                    error_reply(503, register, no_agent_available);
+                {error, internal_error} ->
+                    error_reply(500, register, internal_error);
+                {error, Reason} ->
+                    error_reply(400, register, Reason)
+            end
+    end.
+
+with_instance(Host, Root, Fun) ->
+    case mod_clicktochat:instance_for(Host) of
+        {ok, Instance} -> Fun(Instance);
+        error -> error_reply(503, Root, not_configured)
+    end.
+
+method_not_allowed(Root, Allowed) ->
+    {405, Headers, Body} = error_reply(405, Root, method_not_allowed),
+    {405, [{<<"Allow">>, Allowed} | Headers], Body}.
+
+error_reply(Status, Root, Reason) ->
+    {Status, ?XML_HEADERS, clicktochat_nif:render_error(Root, Reason)}.

@@ -1,0 +1,96 @@
+//! The XML responses of the HTTP API, byte for byte the seed's formats:
+//! `<?xml version='1.0'?>` then the document with no whitespace between
+//! elements. Text is escaped, so no value can change the document's shape.
+
+use quick_xml::escape::escape;
+
+const PROLOG: &str = "<?xml version='1.0'?>";
+
+/// The 201 answer to a registration: visitor JID and its agent's JID.
+pub fn register_ok(from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(96 + from.len() + to.len());
+    out.push_str(PROLOG);
+    out.push_str("<register><status>ok</status><from>");
+    out.push_str(&escape(from));
+    out.push_str("</from><to>");
+    out.push_str(&escape(to));
+    out.push_str("</to></register>");
+    out
+}
+
+/// The answer to `/list`: one `<username>` per connected agent, in order.
+pub fn connected_users<S: AsRef<str>>(usernames: &[S]) -> String {
+    let mut out = String::with_capacity(64 + usernames.len() * 48);
+    out.push_str(PROLOG);
+    out.push_str("<connected_users>");
+    for name in usernames {
+        out.push_str("<username>");
+        out.push_str(&escape(name.as_ref()));
+        out.push_str("</username>");
+    }
+    out.push_str("</connected_users>");
+    out
+}
+
+/// An error document: `<root><status>error</status><reason>reason</reason></root>`.
+/// `root` names the resource (`register`, `connected_users`, ...) and must be
+/// an XML name; anything else falls back to `error` rather than emit a broken
+/// document.
+pub fn error(root: &str, reason: &str) -> String {
+    let root = if is_simple_name(root) { root } else { "error" };
+    let mut out = String::with_capacity(64 + 2 * root.len() + reason.len());
+    out.push_str(PROLOG);
+    out.push('<');
+    out.push_str(root);
+    out.push_str("><status>error</status><reason>");
+    out.push_str(&escape(reason));
+    out.push_str("</reason></");
+    out.push_str(root);
+    out.push('>');
+    out
+}
+
+fn is_simple_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_formats() {
+        assert_eq!(
+            register_ok("my_client@clients.example.com", "user1@helpdesk.example.com"),
+            "<?xml version='1.0'?><register><status>ok</status><from>my_client@clients.example.com</from>\
+             <to>user1@helpdesk.example.com</to></register>"
+        );
+        assert_eq!(
+            connected_users(&["a@h", "b@h"]),
+            "<?xml version='1.0'?><connected_users><username>a@h</username><username>b@h</username></connected_users>"
+        );
+        assert_eq!(
+            connected_users::<&str>(&[]),
+            "<?xml version='1.0'?><connected_users></connected_users>"
+        );
+        assert_eq!(
+            error("register", "exists"),
+            "<?xml version='1.0'?><register><status>error</status><reason>exists</reason></register>"
+        );
+    }
+
+    #[test]
+    fn text_is_escaped_and_bad_roots_fall_back() {
+        assert_eq!(
+            register_ok("<a>&'\"", "b"),
+            "<?xml version='1.0'?><register><status>ok</status><from>&lt;a&gt;&amp;&apos;&quot;</from><to>b</to></register>"
+        );
+        assert_eq!(
+            error("x><y", "</reason>"),
+            "<?xml version='1.0'?><error><status>error</status><reason>&lt;/reason&gt;</reason></error>"
+        );
+        assert_eq!(error("", "r"), error("error", "r"));
+    }
+}

@@ -1,0 +1,100 @@
+"""Fixtures for the integration suite (Debian's /usr/bin/python3 + pytest).
+
+One throw-away ejabberd 23.01 serves the whole suite on 127.0.0.1:15222 (XMPP)
+and 127.0.0.1:15280 (HTTP); every test leaves it as it found it: its clients
+disconnected and every visitor account gone.
+"""
+
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sandbox import CLIENT_HOST, HELPDESK_HOST, Sandbox, wait_for  # noqa: E402
+from xmpp_client import Client  # noqa: E402
+
+C2S_PORT = 15222
+HTTP_PORT = 15280
+MAX_SESSIONS = 2
+VISITOR_TTL = 8
+AGENTS = ["agent1", "agent2", "agent3", "agent4"]
+AGENT_PASSWORD = "agent-secret"
+BYSTANDER = "bystander"  # an ordinary account of the client host
+
+
+class Http:
+    """Real HTTP requests to the sandbox's listener."""
+
+    def __init__(self, server):
+        self.server = server
+
+    def request(self, method, path, body=None, headers=None):
+        data = body.encode() if isinstance(body, str) else body
+        req = urllib.request.Request(self.server.url(path), data=data, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                return response.status, dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read().decode()
+
+    def register(self, username, password="visitor-secret"):
+        body = ("<?xml version='1.0'?><registration><username>"
+                f"{username}</username><password>{password}</password></registration>")
+        return self.request("POST", "/clicktochat/register", body)
+
+
+@pytest.fixture(scope="session")
+def server():
+    sandbox = Sandbox("main", C2S_PORT, HTTP_PORT,
+                      {"max_sessions": MAX_SESSIONS, "visitor_ttl": VISITOR_TTL})
+    sandbox.start()
+    try:
+        for agent in AGENTS:
+            sandbox.register(agent, HELPDESK_HOST, AGENT_PASSWORD)
+        sandbox.register(BYSTANDER, CLIENT_HOST, "bystander-secret")
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture
+def http(server):
+    return Http(server)
+
+
+@pytest.fixture
+def connect(server):
+    """connect(jid, password, show=None) -> a logged-in Client, disconnected
+    after the test; then the test waits for every visitor account to go."""
+    clients = []
+
+    def connect(jid, password=AGENT_PASSWORD, **kwargs):
+        client = Client(jid, password, C2S_PORT, **kwargs)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.disconnect()
+    wait_for(lambda: server.registered_users() == {BYSTANDER}, VISITOR_TTL + 30,
+             "every visitor account to be removed after the test", interval=0.5)
+
+
+def agent_jid(name):
+    return f"{name}@{HELPDESK_HOST}"
+
+
+def visitor_name(prefix="visitor"):
+    """A fresh username: tests never reuse one another's visitors."""
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def connect_agents(connect, names):
+    """Logs the agents in one after another, so the rotation is in this order."""
+    return [connect(agent_jid(name)) for name in names]

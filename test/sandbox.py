@@ -1,0 +1,228 @@
+"""A throw-away ejabberd 23.01 (Debian's package) with clicktochat installed.
+
+Used by the integration tests and by `make demo`. Runs with Debian's
+/usr/bin/python3. Each sandbox has its own config, spool, logs, contrib
+modules directory and Erlang node name, listens on 127.0.0.1 only, and is
+never the system service. Needs root (ejabberdctl runs the node as the
+`ejabberd` user, which must own the sandbox's directories).
+"""
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EJABBERDCTL = "/usr/sbin/ejabberdctl"
+CLIENT_HOST = "clients.localhost"
+HELPDESK_HOST = "helpdesk.localhost"
+
+
+def wait_for(condition, timeout, what, interval=0.1):
+    """Polls `condition` until it returns a truthy value or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def yml_config(c2s_port, http_port, module_options):
+    options = "".join(f"    {k}: {v}\n" for k, v in module_options.items())
+    return f"""\
+hosts:
+  - {CLIENT_HOST}
+  - {HELPDESK_HOST}
+loglevel: info
+auth_method: internal
+auth_password_format: plain
+# Loopback only: plain-text logins are fine here, never on a public port.
+listen:
+  - port: {c2s_port}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    starttls: false
+    max_stanza_size: 262144
+  - port: {http_port}
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    request_handlers:
+      /clicktochat: mod_http_clicktochat
+acl:
+  loopback:
+    ip:
+      - 127.0.0.0/8
+access_rules:
+  local:
+    allow: all
+  c2s:
+    allow: all
+modules:
+  mod_ping: {{}}
+  mod_clicktochat:
+{options}"""
+
+
+def legacy_cfg_config(c2s_port, http_port, module_options):
+    """The seed era's Erlang-terms ejabberd.cfg, as its README configured it."""
+    opts = ", ".join(f"{{{k}, {erlang_term(v)}}}" for k, v in module_options.items())
+    return f"""\
+{{hosts, ["{CLIENT_HOST}", "{HELPDESK_HOST}"]}}.
+{{loglevel, 4}}.
+{{auth_method, internal}}.
+{{listen,
+ [
+  {{{{{c2s_port}, {{127,0,0,1}}}}, ejabberd_c2s, [{{access, c2s}}, {{max_stanza_size, 65536}}]}},
+  {{{{{http_port}, {{127,0,0,1}}}}, ejabberd_http, [
+      {{request_handlers, [{{["clicktochat"], mod_http_clicktochat}}]}}
+  ]}}
+ ]}}.
+{{access, c2s, [{{allow, all}}]}}.
+{{modules,
+ [
+  {{mod_clicktochat, [{opts}]}}
+ ]}}.
+"""
+
+
+def erlang_term(value):
+    if isinstance(value, int):
+        return str(value)
+    return f'"{value}"'
+
+
+class Sandbox:
+    """One throw-away ejabberd node. `start()` installs the module built in the
+    tree into the sandbox's own contrib directory with `make install`."""
+
+    def __init__(self, name, c2s_port, http_port, module_options=None,
+                 legacy_cfg=False, root=None):
+        self.name = name
+        self.node = f"clicktochat_{name}@localhost"
+        self.c2s_port = c2s_port
+        self.http_port = http_port
+        self.module_options = {
+            "client_host": CLIENT_HOST,
+            "helpdesk_host": HELPDESK_HOST,
+            **(module_options or {}),
+        }
+        self.legacy_cfg = legacy_cfg
+        self.dir = Path(root or tempfile.mkdtemp(prefix=f"clicktochat-{name}-"))
+        self.config_dir = self.dir / "etc"
+        self.spool = self.dir / "spool"
+        self.logs = self.dir / "logs"
+        self.contrib = self.dir / "modules"
+        self.config_file = self.config_dir / ("ejabberd.cfg" if legacy_cfg else "ejabberd.yml")
+
+    # --- lifecycle -------------------------------------------------------
+    def prepare(self):
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        for d in (self.config_dir, self.spool, self.logs, self.contrib):
+            d.mkdir(parents=True)
+        subprocess.run(["make", "-s", "-C", str(REPO), "install", "DESTDIR=",
+                        f"PREFIX={self.contrib}"], check=True)
+        (self.config_dir / "ejabberdctl.cfg").write_text(
+            f'ERLANG_NODE={self.node}\n'
+            f'CONTRIB_MODULES_PATH={self.contrib}\n'
+            f'CONTRIB_MODULES_CONF_DIR={self.dir / "modules.d"}\n'
+            'INET_DIST_INTERFACE=127.0.0.1\n'
+            'ERL_EPMD_ADDRESS=127.0.0.1\n'
+            'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"\n')
+        self.write_config()
+        user = pwd.getpwnam("ejabberd")
+        os.chmod(self.dir, 0o755)
+        for path in [self.dir, *self.dir.rglob("*")]:
+            os.chown(path, user.pw_uid, user.pw_gid)
+
+    def write_config(self, **module_options):
+        self.module_options.update(module_options)
+        render = legacy_cfg_config if self.legacy_cfg else yml_config
+        self.config_file.write_text(render(self.c2s_port, self.http_port, self.module_options))
+
+    def ctl_command(self, *args):
+        return [EJABBERDCTL, "--config-dir", str(self.config_dir),
+                "--config", str(self.config_file), "--spool", str(self.spool),
+                "--logs", str(self.logs), "--node", self.node, *args]
+
+    def ctl(self, *args, check=True):
+        result = subprocess.run(self.ctl_command(*args), capture_output=True, text=True,
+                                cwd="/", timeout=120)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"ejabberdctl {' '.join(args)} failed "
+                               f"({result.returncode}): {result.stdout}{result.stderr}")
+        return result.stdout
+
+    def start(self, timeout=90):
+        for port in (self.c2s_port, self.http_port):
+            if port_open(port):
+                raise RuntimeError(f"port {port} on 127.0.0.1 is already in use")
+        self.prepare()
+        self.ctl("start")
+        self.wait_started(timeout)
+        return self
+
+    def wait_started(self, timeout=90):
+        def ready():
+            if self.ctl("status", check=False).find("is running in that node") < 0:
+                if self.crashed():
+                    raise RuntimeError(f"ejabberd did not start:\n{self.log_tail()}")
+                return False
+            return port_open(self.c2s_port) and port_open(self.http_port)
+        wait_for(ready, timeout, f"ejabberd node {self.node} to serve", interval=0.5)
+
+    def crashed(self):
+        log = self.log_text()
+        return "ejabberd initialization was aborted" in log or "Failed to start" in log
+
+    def stop(self, timeout=60):
+        if self.pid() is None:
+            return
+        self.ctl("stop", check=False)
+        try:
+            wait_for(lambda: self.pid() is None, timeout, f"{self.node} to stop", 0.3)
+        except TimeoutError:
+            self.kill()
+
+    def kill(self):
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, 9)
+            wait_for(lambda: self.pid() is None, 30, f"{self.node} to die", 0.1)
+
+    def pid(self):
+        found = subprocess.run(["pgrep", "-f", f"beam.smp.*-sname {self.node} "],
+                               capture_output=True, text=True).stdout.split()
+        return int(found[0]) if found else None
+
+    # --- inspection ------------------------------------------------------
+    def log_text(self):
+        log = self.logs / "ejabberd.log"
+        return log.read_text(errors="replace") if log.exists() else ""
+
+    def log_tail(self, lines=60):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def register(self, user, host, password):
+        self.ctl("register", user, host, password)
+
+    def registered_users(self, host=CLIENT_HOST):
+        return set(self.ctl("registered_users", host).split())
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.http_port}{path}"

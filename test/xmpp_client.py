@@ -1,0 +1,113 @@
+"""Real XMPP clients (slixmpp, Debian's python3-slixmpp) driven from
+synchronous tests: every client lives on one asyncio loop in a background
+thread, and each method blocks until the server has answered, with a deadline.
+"""
+
+import asyncio
+import threading
+
+import slixmpp
+
+DEADLINE = 20  # seconds for any single network step
+
+
+class _Loop:
+    """The one event loop all clients share."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    def run(self, coroutine, timeout=DEADLINE):
+        future = asyncio.run_coroutine_threadsafe(
+            asyncio.wait_for(coroutine, timeout), self.loop)
+        return future.result(timeout + 5)
+
+
+_LOOP = None
+
+
+def _loop():
+    global _LOOP
+    if _LOOP is None:
+        _LOOP = _Loop()
+    return _LOOP
+
+
+class Client:
+    """A logged-in XMPP client over a real TCP socket to 127.0.0.1."""
+
+    def __init__(self, jid, password, port, show=None, presence=True):
+        self.jid = jid
+        self.loop = _loop()
+        self.messages = None
+        self.xmpp = None
+        self.loop.run(self._connect(jid, password, port, show, presence))
+
+    async def _connect(self, jid, password, port, show, presence):
+        self.messages = asyncio.Queue()
+        xmpp = slixmpp.ClientXMPP(jid, password)
+        # Loopback test server without TLS: allow SASL PLAIN in the clear.
+        xmpp["feature_mechanisms"].unencrypted_plain = True
+        self.xmpp = xmpp
+        started = asyncio.get_running_loop().create_future()
+        xmpp.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+        xmpp.add_event_handler(
+            "failed_auth", lambda _: started.done() or started.set_exception(
+                PermissionError(f"authentication failed for {jid}")))
+        xmpp.add_event_handler(
+            "connection_failed", lambda e: started.done() or started.set_exception(
+                ConnectionError(f"connection failed for {jid}: {e}")))
+        xmpp.add_event_handler("message", self.messages.put_nowait)
+        xmpp.connect(address=("127.0.0.1", port), disable_starttls=True,
+                     force_starttls=False, use_ssl=False)
+        await started
+        if presence:
+            await self._presence(show)
+
+    async def _presence(self, show):
+        if show is None:
+            self.xmpp.send_presence()
+        else:
+            self.xmpp.send_presence(pshow=show)
+        await self._barrier()
+
+    async def _barrier(self):
+        """The server handles a client's stanzas in order: once it answers an
+        IQ sent after a presence, that presence's hooks have run."""
+        iq = self.xmpp.make_iq_get(queryxmlns="urn:xmpp:ping", ito=self.xmpp.boundjid.domain)
+        try:
+            await iq.send(timeout=DEADLINE)
+        except slixmpp.exceptions.IqError:
+            pass  # an error reply is still a reply
+
+    def set_show(self, show):
+        """show: None (available), 'chat', 'away', 'xa' or 'dnd'."""
+        self.loop.run(self._presence(show))
+
+    def go_unavailable(self):
+        async def unavailable():
+            self.xmpp.send_presence(ptype="unavailable")
+            await self._barrier()
+        self.loop.run(unavailable())
+
+    def send(self, to, body, mtype="chat"):
+        async def send():
+            self.xmpp.send_message(mto=to, mbody=body, mtype=mtype)
+            await self._barrier()
+        self.loop.run(send())
+
+    def receive(self, timeout=DEADLINE):
+        """The next message with a body (chat states etc. are skipped)."""
+        async def receive():
+            while True:
+                message = await self.messages.get()
+                if message["body"]:
+                    return message
+        return self.loop.run(receive(), timeout)
+
+    def disconnect(self):
+        async def disconnect():
+            if self.xmpp.is_connected():
+                await self.xmpp.disconnect()
+        self.loop.run(disconnect())
