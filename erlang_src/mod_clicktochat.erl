@@ -253,9 +253,12 @@ end_visitor(LUser, ClientHost) ->
 init([ClientHost, Opts]) ->
     process_flag(trap_exit, true),
     HelpdeskHost = gen_mod:get_opt(helpdesk_host, Opts),
-    ok = ejabberd_mnesia:create(?MODULE, clicktochat_visitor,
-                                [{disc_copies, [node()]},
-                                 {attributes, record_info(fields, clicktochat_visitor)}]),
+    %% ejabberd_mnesia:create/3 creates, upgrades or just reuses the table and
+    %% answers differently in each case; waiting for it is what matters.
+    ejabberd_mnesia:create(?MODULE, clicktochat_visitor,
+                           [{disc_copies, [node()]},
+                            {attributes, record_info(fields, clicktochat_visitor)}]),
+    ok = mnesia:wait_for_tables([clicktochat_visitor], timer:seconds(30)),
     Instance = #instance{client_host = ClientHost, helpdesk_host = HelpdeskHost,
                          rotation = clicktochat_nif:new(gen_mod:get_opt(max_sessions, Opts))},
     %% Hooks first, then the rebuild: an event racing the rebuild is applied

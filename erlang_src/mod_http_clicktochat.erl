@@ -17,10 +17,11 @@ process([<<"register">>], #request{method = 'POST', data = Body, host = Host}) -
     with_instance(Host, register, fun(Instance) -> register_visitor(Instance, Body) end);
 process([<<"register">>], _Request) ->
     method_not_allowed(register, <<"POST">>);
-process([<<"list">>], #request{method = Method, host = Host} = Request)
+process([<<"list">>], #request{method = Method, host = Host, q = Query})
   when Method == 'GET'; Method == 'HEAD' ->
-    case Request of
-        #request{q = [], data = <<>>} ->
+    %% ejabberd_http parses an absent or empty query string as [{nokey, <<>>}].
+    case [Param || Param <- Query, Param /= {nokey, <<>>}] of
+        [] ->
             with_instance(Host, connected_users,
                           fun(Instance) ->
                                   Agents = mod_clicktochat:connected_agents(Instance),

@@ -87,12 +87,11 @@ def legacy_cfg_config(c2s_port, http_port, module_options):
 {{auth_method, internal}}.
 {{listen,
  [
-  {{{{{c2s_port}, {{127,0,0,1}}}}, ejabberd_c2s, [{{access, c2s}}, {{max_stanza_size, 65536}}]}},
+  {{{{{c2s_port}, {{127,0,0,1}}}}, ejabberd_c2s, [{{max_stanza_size, 65536}}]}},
   {{{{{http_port}, {{127,0,0,1}}}}, ejabberd_http, [
       {{request_handlers, [{{["clicktochat"], mod_http_clicktochat}}]}}
   ]}}
  ]}}.
-{{access, c2s, [{{allow, all}}]}}.
 {{modules,
  [
   {{mod_clicktochat, [{opts}]}}
@@ -145,6 +144,9 @@ class Sandbox:
             'ERL_EPMD_ADDRESS=127.0.0.1\n'
             'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"\n')
         self.write_config()
+        # ejabberdctl points the VM at an inetrc beside the config; resolve
+        # names from /etc/hosts first, as Debian's own inetrc does.
+        (self.config_dir / "inetrc").write_text("{lookup, [file, native]}.\n")
         user = pwd.getpwnam("ejabberd")
         os.chmod(self.dir, 0o755)
         for path in [self.dir, *self.dir.rglob("*")]:
@@ -223,6 +225,13 @@ class Sandbox:
 
     def registered_users(self, host=CLIENT_HOST):
         return set(self.ctl("registered_users", host).split())
+
+    def connected_users(self):
+        """Full JIDs of every session on the node."""
+        return set(self.ctl("connected_users").split())
+
+    def count_in_log(self, text):
+        return self.log_text().count(text)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.http_port}{path}"

@@ -68,7 +68,7 @@ def http(server):
     return Http(server)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def connect(server):
     """connect(jid, password, show=None) -> a logged-in Client, disconnected
     after the test; then the test waits for every visitor account to go."""
@@ -82,6 +82,8 @@ def connect(server):
     yield connect
     for client in clients:
         client.disconnect()
+    wait_for(lambda: not server.connected_users(), 30,
+             "every session to close after the test", interval=0.2)
     wait_for(lambda: server.registered_users() == {BYSTANDER}, VISITOR_TTL + 30,
              "every visitor account to be removed after the test", interval=0.5)
 
