@@ -37,10 +37,17 @@ ebin/%.beam: erlang_src/%.erl
 	@mkdir -p ebin
 	erlc $(ERLC_FLAGS) -o ebin $<
 
-# Installs the Debian packages the build, the tests and the demo need, if missing.
+# Installs the Debian packages the build, the tests and the demo need, if
+# missing. A freshly installed ejabberd would start Debian's system service on
+# ports 5222/5280 (the demo's); it is installed without starting it (a
+# temporary policy-rc.d, honoured by invoke-rc.d and deb-systemd-invoke).
 deps:
 	@dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || { \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_PACKAGES); }
+	  set -e; apt-get update -q; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; \
+	    trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_PACKAGES); }
 
 install: all
 	install -d $(MODULE_DIR)/ebin $(MODULE_DIR)/priv $(MODULE_DIR)/conf
@@ -52,13 +59,13 @@ install: all
 uninstall:
 	rm -rf $(MODULE_DIR)
 
-test: deps all test-rust test-integration
+test: deps lint all test-rust test-integration
 
 test-rust:
-	cargo test --workspace
+	cargo test --workspace --locked
 
 test-integration: all
-	$(PYTHON) -m pytest -v test/integration
+	$(PYTHON) -m pytest -v -p no:cacheprovider test/integration
 
 lint:
 	cargo fmt --check
@@ -71,7 +78,7 @@ demo: deps all
 	DEMO_HTTP_PORT=$(DEMO_HTTP_PORT) DEMO_C2S_PORT=$(DEMO_C2S_PORT) $(PYTHON) test/demo.py
 
 demo-stop:
-	$(PYTHON) test/demo.py --stop
+	DEMO_HTTP_PORT=$(DEMO_HTTP_PORT) DEMO_C2S_PORT=$(DEMO_C2S_PORT) $(PYTHON) test/demo.py --stop
 
 clean:
 	cargo clean

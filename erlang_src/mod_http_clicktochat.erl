@@ -47,8 +47,8 @@ register_visitor(Instance, Body) ->
                     {201, ?XML_HEADERS, clicktochat_nif:render_register_ok(VisitorJid, AgentJid)};
                 {error, no_agent_available} ->
                     error_reply(503, register, no_agent_available);
-                {error, internal_error} ->
-                    error_reply(500, register, internal_error);
+                {error, Reason} when Reason == internal_error; Reason == db_failure ->
+                    error_reply(500, register, Reason);
                 {error, Reason} ->
                     error_reply(400, register, Reason)
             end

@@ -68,19 +68,36 @@ def http(server):
     return Http(server)
 
 
-@pytest.fixture(autouse=True)
-def connect(server):
-    """connect(jid, password, show=None) -> a logged-in Client, disconnected
-    after the test; then the test waits for every visitor account to go."""
-    clients = []
+@pytest.fixture
+def clients():
+    """Every Client a test opened; all are disconnected after the test."""
+    opened = []
+    yield opened
+    for client in opened:
+        client.disconnect()
 
+
+@pytest.fixture
+def connect(clients):
+    """connect(jid, password=AGENT_PASSWORD, show=None) -> a logged-in Client."""
     def connect(jid, password=AGENT_PASSWORD, **kwargs):
         client = Client(jid, password, C2S_PORT, **kwargs)
         clients.append(client)
         return client
+    return connect
 
-    yield connect
-    for client in clients:
+
+@pytest.fixture(autouse=True)
+def leave_server_clean(request):
+    """A test of the shared server leaves it as it found it: its clients
+    disconnected, then every visitor account removed (by logout or TTL)."""
+    if "server" not in request.fixturenames:
+        yield
+        return
+    server = request.getfixturevalue("server")
+    opened = request.getfixturevalue("clients")
+    yield
+    for client in opened:
         client.disconnect()
     wait_for(lambda: not server.connected_users(), 30,
              "every session to close after the test", interval=0.2)
