@@ -25,8 +25,12 @@ PYTHON = /usr/bin/python3
 
 all: nif beams
 
-nif:
-	cargo build --release -p clicktochat_nif
+nif: $(NIF)
+
+# A file target, so that `sudo make install` after `make` needs no cargo in
+# root's PATH.
+$(NIF): Cargo.toml Cargo.lock $(wildcard native/*/Cargo.toml native/*/src/*.rs)
+	cargo build --release --locked -p clicktochat_nif
 	mkdir -p priv
 	cp target/release/libclicktochat_nif.so $(NIF)
 
@@ -50,6 +54,8 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_PACKAGES); }
 
 install: all
+	@test -n "$(PREFIX)" -a "$(PREFIX)" != "/.ejabberd-modules" || { \
+	  echo "no ejabberd user to install for: install ejabberd, or give PREFIX=<contrib modules dir>"; exit 1; }
 	install -d $(MODULE_DIR)/ebin $(MODULE_DIR)/priv $(MODULE_DIR)/conf
 	install -m 644 $(BEAMS) $(MODULE_DIR)/ebin/
 	install -m 755 $(NIF) $(MODULE_DIR)/priv/

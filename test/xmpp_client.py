@@ -4,6 +4,7 @@ thread, and each method blocks until the server has answered, with a deadline.
 """
 
 import asyncio
+import atexit
 import threading
 
 import slixmpp
@@ -17,6 +18,20 @@ class _Loop:
     def __init__(self):
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        atexit.register(self.close)
+
+    def close(self):
+        """Cancels what slixmpp left running (stream filters of closed
+        clients), so that the loop ends cleanly when the tests do."""
+        async def cancel_all():
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
 
     def run(self, coroutine, timeout=DEADLINE):
         future = asyncio.run_coroutine_threadsafe(
