@@ -8,7 +8,9 @@
 
 -export([new/1, set_max_sessions/2, resource_available/3, resource_unavailable/3,
          pick/1, release/2, restore/2, queue/1, loads/1,
-         parse_registration/1, render_register_ok/2, render_list/1, render_error/2]).
+         parse_registration/1, render_register_ok/2, render_list/1, render_error/2,
+         archive_open/2, archive_link/4, archive_unlink/2, archive_message/4,
+         archive_sync/2, archive_read_xml/2, archive_status/1, archive_close/1]).
 
 -on_load(load/0).
 
@@ -17,7 +19,9 @@
 
 -nifs([new/1, set_max_sessions/2, resource_available/3, resource_unavailable/3,
        pick/1, release/2, restore/2, queue/1, loads/1,
-       parse_registration/1, render_register_ok/2, render_list/1, render_error/2]).
+       parse_registration/1, render_register_ok/2, render_list/1, render_error/2,
+       archive_open/2, archive_link/4, archive_unlink/2, archive_message/4,
+       archive_sync/2, archive_read_xml/2, archive_status/1, archive_close/1]).
 
 load() ->
     Ebin = filename:dirname(code:which(?MODULE)),
@@ -65,6 +69,41 @@ render_list(_Usernames) -> not_loaded().
 
 -spec render_error(atom() | binary(), atom() | binary()) -> binary().
 render_error(_Root, _Reason) -> not_loaded().
+
+-type archive() :: reference().
+-type store() :: embedded | {riak, [binary()], binary()}.
+
+%% Opens the redb file at Path (creating it) and starts the writer thread.
+%% Dirty I/O.
+-spec archive_open(binary(), store()) -> {ok, archive()} | {error, binary()}.
+archive_open(_Path, _Store) -> not_loaded().
+
+%% The visitor's conversation with the agent started at StartUs (Unix µs).
+-spec archive_link(archive(), binary(), binary(), integer()) -> ok.
+archive_link(_Archive, _Visitor, _Agent, _StartUs) -> not_loaded().
+
+-spec archive_unlink(archive(), binary()) -> ok.
+archive_unlink(_Archive, _Visitor) -> not_loaded().
+
+%% Bare JIDs and the body. Never blocks: hands the entry to the writer.
+-spec archive_message(archive(), binary(), binary(), binary()) -> recorded | ignored | closed.
+archive_message(_Archive, _From, _To, _Text) -> not_loaded().
+
+%% Waits (up to TimeoutMs) until every entry handed over is committed. Dirty I/O.
+-spec archive_sync(archive(), non_neg_integer()) -> ok | {error, binary()}.
+archive_sync(_Archive, _TimeoutMs) -> not_loaded().
+
+%% The agent's conversations as XML, and how many there are. Dirty I/O.
+-spec archive_read_xml(archive(), binary()) ->
+          {ok, binary(), non_neg_integer()} | {error, binary()}.
+archive_read_xml(_Archive, _Agent) -> not_loaded().
+
+-spec archive_status(archive()) -> #{atom() => term()}.
+archive_status(_Archive) -> not_loaded().
+
+%% Commits what is pending, stops the writer, releases the file. Dirty I/O.
+-spec archive_close(archive()) -> ok.
+archive_close(_Archive) -> not_loaded().
 
 not_loaded() ->
     erlang:nif_error({not_loaded, ?MODULE}).

@@ -19,12 +19,17 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
          code_change/3]).
 %% Hooks.
--export([agent_presence_set/4, agent_presence_unset/4, visitor_session_closed/3]).
+-export([agent_presence_set/4, agent_presence_unset/4, visitor_session_closed/3,
+         message_sent/1]).
 %% Used by mod_http_clicktochat.
--export([instance_for/1, register_visitor/3, connected_agents/1]).
+-export([instance_for/1, register_visitor/3, connected_agents/1, conversations/2,
+         agent_instance/1, may_read_conversations/2]).
+%% ejabberdctl commands.
+-export([get_commands_spec/0, clicktochat_conversations/1]).
 
 -include("logger.hrl").
 -include("xmpp.hrl").
+-include("ejabberd_commands.hrl").
 
 -record(clicktochat_visitor,
         {us :: {binary(), binary()},       % {VisitorUser, ClientHost}
@@ -36,14 +41,25 @@
 -record(instance,
         {client_host :: binary(),
          helpdesk_host :: binary(),
-         rotation :: reference()}).
+         rotation :: reference(),
+         archive :: reference(),
+         conversations_access :: atom() | list() | undefined}).
 
 -define(HOOK_SEQ, 50).
+-define(SYNC_TIMEOUT, 10000).
 
 %%%===================================================================
 %%% gen_mod
 %%%===================================================================
-start(Host, Opts) ->
+start(Host, ModuleOpts) ->
+    case with_config_file(ModuleOpts) of
+        {ok, Opts} -> start_on(Host, Opts);
+        {error, Why} ->
+            ?CRITICAL_MSG("mod_clicktochat: ~ts", [Why]),
+            {error, {config_file, Why}}
+    end.
+
+start_on(Host, Opts) ->
     case gen_mod:get_opt(client_host, Opts) of
         Host -> start_instance(Host, Opts);
         undefined ->
@@ -57,7 +73,9 @@ start(Host, Opts) ->
 start_instance(ClientHost, Opts) ->
     HelpdeskHost = gen_mod:get_opt(helpdesk_host, Opts),
     case check_hosts(ClientHost, HelpdeskHost) of
-        ok -> gen_mod:start_child(?MODULE, ClientHost, Opts);
+        ok ->
+            ejabberd_commands:register_commands(?MODULE, get_commands_spec()),
+            gen_mod:start_child(?MODULE, ClientHost, Opts);
         {error, Why} = Err ->
             ?CRITICAL_MSG("mod_clicktochat: ~ts", [Why]),
             Err
@@ -78,7 +96,12 @@ check_hosts(_ClientHost, HelpdeskHost) ->
 stop(Host) ->
     case persistent_term:get({?MODULE, client, Host}, undefined) of
         undefined -> ok;
-        _ -> gen_mod:stop_child(?MODULE, Host)
+        _ ->
+            case persistent_term:get({?MODULE, instances}, []) of
+                [Host] -> ejabberd_commands:unregister_commands(get_commands_spec());
+                _ -> ok
+            end,
+            gen_mod:stop_child(?MODULE, Host)
     end.
 
 depends(_Host, _Opts) -> [].
@@ -86,13 +109,24 @@ depends(_Host, _Opts) -> [].
 mod_opt_type(client_host) -> econf:domain();
 mod_opt_type(helpdesk_host) -> econf:domain();
 mod_opt_type(max_sessions) -> econf:int(1, 100000);
-mod_opt_type(visitor_ttl) -> econf:timeout(second).
+mod_opt_type(visitor_ttl) -> econf:timeout(second);
+mod_opt_type(store) -> econf:enum([embedded, riak]);
+mod_opt_type(riak_cluster) -> econf:non_empty(econf:list(econf:binary("^[^:]+:[0-9]+$")));
+mod_opt_type(riak_bucket) -> econf:binary("^.+$");
+mod_opt_type(conversations_access) -> econf:acl();
+mod_opt_type(config_file) -> econf:file().
 
 mod_options(_Host) ->
     [{client_host, undefined},
      {helpdesk_host, undefined},
-     {max_sessions, 5},
-     {visitor_ttl, timer:seconds(300)}].
+     %% undefined: from config_file, else the default (see resolve/2).
+     {max_sessions, undefined},
+     {visitor_ttl, timer:seconds(300)},
+     {store, embedded},
+     {riak_cluster, undefined},
+     {riak_bucket, <<"clicktochat">>},
+     {conversations_access, undefined},
+     {config_file, undefined}].
 
 mod_doc() ->
     #{desc =>
@@ -117,7 +151,30 @@ mod_doc() ->
             #{value => "timeout()",
               desc => <<"A registered visitor that has not logged in within this "
                         "time is removed and its slot freed. "
-                        "The default value is 300 seconds.">>}}]}.
+                        "The default value is 300 seconds.">>}},
+           {store,
+            #{value => "embedded | riak",
+              desc => <<"Where conversations are archived: a file under the spool "
+                        "directory, or the Riak KV cluster of riak_cluster. "
+                        "The default value is embedded.">>}},
+           {riak_cluster,
+            #{value => "[\"Host:Port\", ...]",
+              desc => <<"Riak nodes (Protocol Buffers port), tried in turn. "
+                        "The default value is [\"127.0.0.1:8087\"].">>}},
+           {riak_bucket,
+            #{value => "Bucket",
+              desc => <<"Riak bucket of the archive. "
+                        "The default value is clicktochat.">>}},
+           {conversations_access,
+            #{value => "AccessName",
+              desc => <<"Access rule (matched against the client's IP address) "
+                        "for /clicktochat/conversations/. By default only "
+                        "loopback addresses may read the archive.">>}},
+           {config_file,
+            #{value => "Path",
+              desc => <<"The original project's clicktochat.conf (Erlang terms "
+                        "host_client, host_helpdesk, max_sessions, riak_cluster), "
+                        "read at start; options set here take precedence.">>}}]}.
 
 %%%===================================================================
 %%% API for mod_http_clicktochat
@@ -140,7 +197,8 @@ instance_for(RequestHost) ->
 %% back, so no account and no slot is left behind.
 -spec register_visitor(#instance{}, binary(), binary()) ->
           {ok, binary(), binary()} | {error, atom()}.
-register_visitor(#instance{client_host = ClientHost, rotation = Rotation},
+register_visitor(#instance{client_host = ClientHost, rotation = Rotation,
+                           archive = Archive},
                  User, Password) ->
     case jid:nodeprep(User) of
         LUser when LUser == error; LUser == <<>> -> {error, invalid_username};
@@ -149,8 +207,11 @@ register_visitor(#instance{client_host = ClientHost, rotation = Rotation},
                 none -> {error, no_agent_available};
                 {ok, Agent} ->
                     case create_account(LUser, ClientHost, Password, Agent) of
-                        ok ->
-                            {ok, jid:encode({LUser, ClientHost, <<>>}), Agent};
+                        {ok, RegisteredAt} ->
+                            Visitor = jid:encode({LUser, ClientHost, <<>>}),
+                            clicktochat_nif:archive_link(Archive, Visitor, Agent,
+                                                         RegisteredAt * 1000),
+                            {ok, Visitor, Agent};
                         {error, _} = Err ->
                             clicktochat_nif:release(Rotation, Agent),
                             Err
@@ -166,7 +227,7 @@ create_account(LUser, ClientHost, Password, Agent) ->
                                                     registered_at = Now}),
             gen_server:cast(gen_mod:get_module_proc(ClientHost, ?MODULE),
                             {arm_ttl, LUser, Now}),
-            ok;
+            {ok, Now};
         {error, invalid_jid} -> {error, invalid_username};
         {error, invalid_password} -> {error, invalid_password};
         {error, Reason} when is_atom(Reason) -> {error, Reason}
@@ -183,6 +244,78 @@ create_account(LUser, ClientHost, Password, Agent) ->
 connected_agents(#instance{helpdesk_host = HelpdeskHost}) ->
     lists:usort([jid:encode({U, S, <<>>})
                  || {U, S, _R} <- ejabberd_sm:get_vh_session_list(HelpdeskHost)]).
+
+%% The agent's archived conversations as an XML document, once everything
+%% captured so far is committed. Blocking I/O: runs on dirty I/O schedulers.
+%% An agent with neither an account nor an archive is unknown.
+-spec conversations(#instance{}, binary()) -> {ok, binary()} | {error, binary() | unknown_agent}.
+conversations(#instance{archive = Archive}, AgentJid) ->
+    case clicktochat_nif:archive_sync(Archive, ?SYNC_TIMEOUT) of
+        ok ->
+            case clicktochat_nif:archive_read_xml(Archive, AgentJid) of
+                {ok, Xml, 0} ->
+                    {User, Server, _} = jid:tolower(jid:decode(AgentJid)),
+                    case ejabberd_auth:user_exists(User, Server) of
+                        true -> {ok, Xml};
+                        false -> {error, unknown_agent}
+                    end;
+                {ok, Xml, _Records} -> {ok, Xml};
+                {error, _} = Err -> Err
+            end;
+        {error, _} = Err -> Err
+    end.
+
+%% conversations_access, matched against the client's address; by default
+%% loopback only.
+-spec may_read_conversations(#instance{}, inet:ip_address()) -> boolean().
+may_read_conversations(#instance{conversations_access = undefined}, IP) ->
+    is_loopback(IP);
+may_read_conversations(#instance{client_host = Host, conversations_access = Rule}, IP) ->
+    acl:match_rule(Host, Rule, IP) == allow.
+
+is_loopback({127, _, _, _}) -> true;
+is_loopback({0, 0, 0, 0, 0, 0, 0, 1}) -> true;
+is_loopback({0, 0, 0, 0, 0, 16#ffff, A, _}) -> A bsr 8 == 127;
+is_loopback(_) -> false.
+
+%%%===================================================================
+%%% ejabberdctl
+%%%===================================================================
+get_commands_spec() ->
+    [#ejabberd_commands{
+        name = clicktochat_conversations, tags = [clicktochat],
+        desc = "Print an agent's archived conversations (XML)",
+        module = ?MODULE, function = clicktochat_conversations,
+        args = [{agent, binary}],
+        args_desc = ["Bare JID of the helpdesk agent"],
+        args_example = [<<"agent1@helpdesk.example.com">>],
+        result = {res, restuple},
+        result_desc = "The archive, as GET /clicktochat/conversations/<agent> returns it"}].
+
+clicktochat_conversations(AgentJid) ->
+    case agent_instance(AgentJid) of
+        {ok, Instance, Agent} ->
+            case conversations(Instance, Agent) of
+                {ok, Xml} -> {ok, Xml};
+                {error, Why} when is_atom(Why) -> {error, atom_to_binary(Why)};
+                {error, Why} -> {error, Why}
+            end;
+        {error, Why} -> {error, atom_to_binary(Why)}
+    end.
+
+%% The instance whose helpdesk host the agent's JID belongs to.
+-spec agent_instance(binary()) -> {ok, #instance{}, binary()} | {error, atom()}.
+agent_instance(AgentJid) ->
+    try jid:decode(AgentJid) of
+        #jid{luser = <<>>} -> {error, not_an_agent};
+        #jid{luser = LUser, lserver = LServer} ->
+            case persistent_term:get({?MODULE, helpdesk, LServer}, undefined) of
+                undefined -> {error, not_an_agent};
+                ClientHost ->
+                    {ok, instance(ClientHost), jid:encode({LUser, LServer, <<>>})}
+            end
+    catch _:{bad_jid, _} -> {error, not_an_agent}
+    end.
 
 %%%===================================================================
 %%% Hooks
@@ -214,6 +347,36 @@ with_helpdesk(Server, Fun, User) ->
             ok
     end.
 
+%% user_send_packet on both hosts: a message with a body goes to the NIF,
+%% which records it if it is between a visitor and its own agent. Each
+%% message is sent by exactly one c2s process, so it is recorded once.
+message_sent({#message{type = Type, body = [_ | _] = Body,
+                       from = #jid{luser = FU, lserver = FS},
+                       to = #jid{luser = TU, lserver = TS}}, _C2SState} = Acc)
+  when Type == chat; Type == normal ->
+    case archive_of(FS) of
+        undefined -> ok;
+        Archive ->
+            case xmpp:get_text(Body) of
+                <<>> -> ok;
+                Text -> clicktochat_nif:archive_message(Archive, jid:encode({FU, FS, <<>>}),
+                                                        jid:encode({TU, TS, <<>>}), Text)
+            end
+    end,
+    Acc;
+message_sent(Acc) ->
+    Acc.
+
+archive_of(Server) ->
+    case persistent_term:get({?MODULE, client, Server}, undefined) of
+        #instance{archive = Archive} -> Archive;
+        undefined ->
+            case persistent_term:get({?MODULE, helpdesk, Server}, undefined) of
+                undefined -> undefined;
+                ClientHost -> (instance(ClientHost))#instance.archive
+            end
+    end.
+
 %% sm_remove_connection_hook on the client host: the session is already gone
 %% from ejabberd_sm, so no resource left means the visitor's last one ended.
 visitor_session_closed(_SID, #jid{luser = LUser, lserver = LServer}, _Info) ->
@@ -237,7 +400,9 @@ end_visitor(LUser, ClientHost) ->
             ejabberd_auth:remove_user(LUser, ClientHost),
             case persistent_term:get({?MODULE, client, ClientHost}, undefined) of
                 undefined -> ok;
-                #instance{rotation = Rotation} -> clicktochat_nif:release(Rotation, Agent)
+                #instance{rotation = Rotation, archive = Archive} ->
+                    clicktochat_nif:archive_unlink(Archive, jid:encode({LUser, ClientHost, <<>>})),
+                    clicktochat_nif:release(Rotation, Agent)
             end,
             ?DEBUG("mod_clicktochat: visitor ~ts@~ts ended, ~ts has a free slot",
                    [LUser, ClientHost, Agent]);
@@ -259,8 +424,11 @@ init([ClientHost, Opts]) ->
                            [{disc_copies, [node()]},
                             {attributes, record_info(fields, clicktochat_visitor)}]),
     ok = mnesia:wait_for_tables([clicktochat_visitor], timer:seconds(30)),
+    Archive = open_archive(ClientHost, Opts),
     Instance = #instance{client_host = ClientHost, helpdesk_host = HelpdeskHost,
-                         rotation = clicktochat_nif:new(gen_mod:get_opt(max_sessions, Opts))},
+                         rotation = clicktochat_nif:new(gen_mod:get_opt(max_sessions, Opts)),
+                         archive = Archive,
+                         conversations_access = gen_mod:get_opt(conversations_access, Opts)},
     %% Hooks first, then the rebuild: an event racing the rebuild is applied
     %% twice at worst, and every rotation operation is idempotent.
     publish(Instance),
@@ -272,9 +440,11 @@ init([ClientHost, Opts]) ->
               [ClientHost, HelpdeskHost, clicktochat_nif:queue(Instance#instance.rotation)]),
     {ok, #{instance => Instance, ttl => Ttl}}.
 
-terminate(_Reason, #{instance := Instance}) ->
+terminate(_Reason, #{instance := #instance{archive = Archive} = Instance}) ->
     remove_hooks(Instance),
-    unpublish(Instance).
+    unpublish(Instance),
+    %% Commits what was captured and frees the file for the next start.
+    clicktochat_nif:archive_close(Archive).
 
 handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
@@ -307,6 +477,87 @@ code_change(_OldVsn, State, _Extra) -> {ok, State}.
 %%%===================================================================
 %%% Internal
 %%%===================================================================
+
+-define(DEFAULTS, #{max_sessions => 5, riak_cluster => [<<"127.0.0.1:8087">>]}).
+
+%% The seed's clicktochat.conf, when config_file names it, fills the options
+%% the module configuration leaves unset; then the defaults do.
+with_config_file(Opts) ->
+    case maps:get(config_file, Opts, undefined) of
+        undefined -> {ok, resolve(Opts, #{})};
+        Path ->
+            case file:consult(Path) of
+                {ok, Terms} ->
+                    try {ok, resolve(Opts, maps:from_list(lists:filtermap(fun legacy_option/1,
+                                                                          Terms)))}
+                    catch throw:{bad_value, Term} ->
+                            {error, io_lib:format("~ts: bad value ~p", [Path, Term])}
+                    end;
+                {error, Reason} ->
+                    {error, io_lib:format("cannot read ~ts: ~ts",
+                                          [Path, file:format_error(Reason)])}
+            end
+    end.
+
+resolve(Opts, FromFile) ->
+    maps:map(fun(Key, undefined) ->
+                     maps:get(Key, FromFile, maps:get(Key, ?DEFAULTS, undefined));
+                (_Key, Value) -> Value
+             end, Opts).
+
+%% The seed's keys; others (riak_erlang_client...) mean nothing here.
+legacy_option({host_client, Host}) -> {true, {client_host, legacy_host(Host)}};
+legacy_option({host_helpdesk, Host}) -> {true, {helpdesk_host, legacy_host(Host)}};
+legacy_option({max_sessions, N}) when is_integer(N), N >= 1, N =< 100000 ->
+    {true, {max_sessions, N}};
+legacy_option({riak_cluster, Nodes}) -> {true, {riak_cluster, legacy_nodes(Nodes)}};
+legacy_option({Key, _} = Term) when Key == max_sessions -> throw({bad_value, Term});
+legacy_option(_) -> false.
+
+legacy_host(Host) when is_list(Host); is_binary(Host); is_atom(Host) ->
+    case jid:nameprep(iolist_to_binary(io_lib:format("~ts", [Host]))) of
+        error -> throw({bad_value, Host});
+        Name -> Name
+    end;
+legacy_host(Host) -> throw({bad_value, Host}).
+
+%% [{"10.0.0.1", 8087}, ...], ["10.0.0.1:8087", ...] or one such node.
+legacy_nodes({_Host, _Port} = Node) -> [legacy_node(Node)];
+legacy_nodes([C | _] = Node) when is_integer(C) -> [legacy_node(Node)];
+legacy_nodes([_ | _] = Nodes) -> [legacy_node(N) || N <- Nodes];
+legacy_nodes(Other) -> throw({bad_value, Other}).
+
+legacy_node({Host, Port}) when is_integer(Port), Port > 0, Port < 65536 ->
+    Name = case Host of
+               {_, _, _, _} -> inet:ntoa(Host);
+               _ when is_list(Host); is_atom(Host); is_binary(Host) -> io_lib:format("~ts", [Host]);
+               _ -> throw({bad_value, Host})
+           end,
+    iolist_to_binary([Name, ":", integer_to_list(Port)]);
+legacy_node(Node) when is_list(Node); is_binary(Node) ->
+    Bin = iolist_to_binary(Node),
+    case re:run(Bin, "^[^:]+:[0-9]+$") of
+        {match, _} -> Bin;
+        nomatch -> throw({bad_value, Node})
+    end;
+legacy_node(Node) -> throw({bad_value, Node}).
+
+%% The embedded store (or Riak's outbox) lives in ejabberd's spool directory,
+%% beside Mnesia's files. A store that cannot be opened stops the module.
+open_archive(ClientHost, Opts) ->
+    Path = filename:join(mnesia:system_info(directory),
+                         <<"clicktochat_", ClientHost/binary, ".redb">>),
+    Store = case gen_mod:get_opt(store, Opts) of
+                embedded -> embedded;
+                riak -> {riak, gen_mod:get_opt(riak_cluster, Opts),
+                         gen_mod:get_opt(riak_bucket, Opts)}
+            end,
+    case clicktochat_nif:archive_open(unicode:characters_to_binary(Path), Store) of
+        {ok, Archive} -> Archive;
+        {error, Why} ->
+            ?CRITICAL_MSG("mod_clicktochat: cannot open the archive ~ts: ~ts", [Path, Why]),
+            erlang:error({archive_open_failed, Why})
+    end.
 instance(ClientHost) ->
     persistent_term:get({?MODULE, client, ClientHost}).
 
@@ -326,13 +577,17 @@ add_hooks(#instance{client_host = C, helpdesk_host = H}) ->
     ejabberd_hooks:add(set_presence_hook, H, ?MODULE, agent_presence_set, ?HOOK_SEQ),
     ejabberd_hooks:add(unset_presence_hook, H, ?MODULE, agent_presence_unset, ?HOOK_SEQ),
     ejabberd_hooks:add(sm_remove_connection_hook, C, ?MODULE, visitor_session_closed,
-                       ?HOOK_SEQ).
+                       ?HOOK_SEQ),
+    ejabberd_hooks:add(user_send_packet, C, ?MODULE, message_sent, ?HOOK_SEQ),
+    ejabberd_hooks:add(user_send_packet, H, ?MODULE, message_sent, ?HOOK_SEQ).
 
 remove_hooks(#instance{client_host = C, helpdesk_host = H}) ->
     ejabberd_hooks:delete(set_presence_hook, H, ?MODULE, agent_presence_set, ?HOOK_SEQ),
     ejabberd_hooks:delete(unset_presence_hook, H, ?MODULE, agent_presence_unset, ?HOOK_SEQ),
     ejabberd_hooks:delete(sm_remove_connection_hook, C, ?MODULE, visitor_session_closed,
-                          ?HOOK_SEQ).
+                          ?HOOK_SEQ),
+    ejabberd_hooks:delete(user_send_packet, C, ?MODULE, message_sent, ?HOOK_SEQ),
+    ejabberd_hooks:delete(user_send_packet, H, ?MODULE, message_sent, ?HOOK_SEQ).
 
 %% Every live agent session whose last presence is available puts its agent
 %% back in the rotation.
@@ -352,12 +607,14 @@ rebuild_agents(#instance{helpdesk_host = H}) ->
 %% Every visitor still linked gives its agent's slot back; a visitor that is
 %% not logged in gets the rest of its TTL (all of it after a server restart
 %% has closed its sessions).
-rebuild_visitors(#instance{client_host = C, rotation = Rotation}, Ttl) ->
+rebuild_visitors(#instance{client_host = C, rotation = Rotation, archive = Archive}, Ttl) ->
     Now = erlang:system_time(millisecond),
     Links = mnesia:dirty_match_object(#clicktochat_visitor{us = {'_', C}, _ = '_'}),
     lists:foreach(
       fun(#clicktochat_visitor{us = {LUser, _}, agent = Agent, registered_at = At}) ->
               clicktochat_nif:restore(Rotation, Agent),
+              clicktochat_nif:archive_link(Archive, jid:encode({LUser, C, <<>>}), Agent,
+                                           At * 1000),
               case ejabberd_sm:get_user_resources(LUser, C) of
                   [] ->
                       erlang:send_after(max(0, At + Ttl - Now), self(),

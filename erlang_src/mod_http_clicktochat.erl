@@ -32,6 +32,10 @@ process([<<"list">>], #request{method = Method, host = Host, q = Query})
     end;
 process([<<"list">>], _Request) ->
     method_not_allowed(connected_users, <<"GET, HEAD">>);
+process([<<"conversations">>, AgentJid], #request{method = 'GET', ip = {IP, _}}) ->
+    conversations(AgentJid, IP);
+process([<<"conversations">>, _AgentJid], _Request) ->
+    method_not_allowed(conversations, <<"GET">>);
 process(_Path, _Request) ->
     error_reply(404, error, not_found).
 
@@ -51,6 +55,25 @@ register_visitor(Instance, Body) ->
                     error_reply(500, register, Reason);
                 {error, Reason} ->
                     error_reply(400, register, Reason)
+            end
+    end.
+
+conversations(AgentJid, IP) ->
+    case mod_clicktochat:agent_instance(AgentJid) of
+        {error, not_an_agent} ->
+            error_reply(404, conversations, unknown_agent);
+        {ok, Instance, Agent} ->
+            case mod_clicktochat:may_read_conversations(Instance, IP) of
+                false ->
+                    error_reply(403, conversations, forbidden);
+                true ->
+                    case mod_clicktochat:conversations(Instance, Agent) of
+                        {ok, Xml} -> {200, ?XML_HEADERS, Xml};
+                        {error, unknown_agent} ->
+                            error_reply(404, conversations, unknown_agent);
+                        {error, Why} ->
+                            error_reply(503, conversations, Why)
+                    end
             end
     end.
 

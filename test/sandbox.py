@@ -43,7 +43,7 @@ def port_open(port):
 
 
 def yml_config(c2s_port, http_port, module_options):
-    options = "".join(f"    {k}: {v}\n" for k, v in module_options.items())
+    options = "".join(f"    {k}: {v}\n" for k, v in module_options.items() if v is not None)
     return f"""\
 hosts:
   - {CLIENT_HOST}
@@ -80,7 +80,8 @@ modules:
 
 def legacy_cfg_config(c2s_port, http_port, module_options):
     """The seed era's Erlang-terms ejabberd.cfg, as its README configured it."""
-    opts = ", ".join(f"{{{k}, {erlang_term(v)}}}" for k, v in module_options.items())
+    opts = ", ".join(f"{{{k}, {erlang_term(v)}}}" for k, v in module_options.items()
+                     if v is not None)
     return f"""\
 {{hosts, ["{CLIENT_HOST}", "{HELPDESK_HOST}"]}}.
 {{loglevel, 4}}.
@@ -110,7 +111,10 @@ class Sandbox:
     tree into the sandbox's own contrib directory with `make install`."""
 
     def __init__(self, name, c2s_port, http_port, module_options=None,
-                 legacy_cfg=False, root=None):
+                 legacy_cfg=False, root=None, files=None):
+        """module_options: mod_clicktochat's options (a None value leaves the
+        option out); files: {path relative to the sandbox: text} written
+        before the start, readable by ejabberd."""
         self.name = name
         self.node = f"clicktochat_{name}@localhost"
         self.c2s_port = c2s_port
@@ -121,6 +125,7 @@ class Sandbox:
             **(module_options or {}),
         }
         self.legacy_cfg = legacy_cfg
+        self.files = files or {}
         self.dir = Path(root or tempfile.mkdtemp(prefix=f"clicktochat-{name}-"))
         self.config_dir = self.dir / "etc"
         self.spool = self.dir / "spool"
@@ -144,6 +149,9 @@ class Sandbox:
             'ERL_EPMD_ADDRESS=127.0.0.1\n'
             'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"\n')
         self.write_config()
+        for relative, text in self.files.items():
+            (self.dir / relative).parent.mkdir(parents=True, exist_ok=True)
+            (self.dir / relative).write_text(text)
         # ejabberdctl points the VM at an inetrc beside the config; resolve
         # names from /etc/hosts first, as Debian's own inetrc does.
         (self.config_dir / "inetrc").write_text("{lookup, [file, native]}.\n")
@@ -170,11 +178,14 @@ class Sandbox:
                                f"({result.returncode}): {result.stdout}{result.stderr}")
         return result.stdout
 
-    def start(self, timeout=90):
+    def start(self, timeout=90, fresh=True):
+        """Starts the node; `fresh` wipes and re-creates the sandbox first,
+        otherwise it restarts on the spool (accounts, Mnesia, archive) it has."""
         for port in (self.c2s_port, self.http_port):
             if port_open(port):
                 raise RuntimeError(f"port {port} on 127.0.0.1 is already in use")
-        self.prepare()
+        if fresh:
+            self.prepare()
         self.ctl("start")
         self.wait_started(timeout)
         return self

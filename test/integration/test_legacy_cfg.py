@@ -1,6 +1,9 @@
-"""The seed era configured ejabberd with Erlang terms (ejabberd.cfg). ejabberd
-23.01 still reads such a file: with the seed's module and request handler
-entries, both modules load and serve the API. Own server, own ports."""
+"""The seed era configured ejabberd with Erlang terms (ejabberd.cfg) and the
+module with its own clicktochat.conf. ejabberd 23.01 still reads such an
+ejabberd.cfg: with the seed's module and request handler entries, both modules
+load and serve the API; the hosts come from clicktochat.conf (named by
+config_file), and an option set in ejabberd.cfg wins over the file's. Own
+server, own ports."""
 
 import pytest
 
@@ -10,11 +13,22 @@ from xmpp_client import Client
 
 C2S_PORT = 15223
 HTTP_PORT = 15281
+CLICKTOCHAT_CONF = f"""\
+%% The original project's clicktochat.conf.
+{{riak_erlang_client, "/opt/riak-erlang-client/ebin"}}.
+{{host_client, "{CLIENT_HOST}"}}.
+{{host_helpdesk, "{HELPDESK_HOST}"}}.
+{{max_sessions, 3}}.
+{{riak_cluster, [{{"127.0.0.1", 8087}}]}}.
+"""
 
 
 @pytest.fixture(scope="module")
 def legacy_server():
-    sandbox = Sandbox("legacy", C2S_PORT, HTTP_PORT, {"max_sessions": 1}, legacy_cfg=True)
+    sandbox = Sandbox("legacy", C2S_PORT, HTTP_PORT, legacy_cfg=True, module_options={
+        "client_host": None, "helpdesk_host": None, "max_sessions": 1,
+        "config_file": "/tmp/clicktochat-legacy/etc/clicktochat.conf",
+    }, root="/tmp/clicktochat-legacy", files={"etc/clicktochat.conf": CLICKTOCHAT_CONF})
     sandbox.start()
     try:
         sandbox.register("agent1", HELPDESK_HOST, AGENT_PASSWORD)
@@ -36,7 +50,7 @@ def test_legacy_cfg_loads_both_modules_and_serves_register(legacy_server):
             f"<from>legacy_visitor@{CLIENT_HOST}</from>"
             f"<to>agent1@{HELPDESK_HOST}</to></register>"))
         status, _, body = http.register("second_visitor", "123")
-        assert status == 503, "max_sessions 1 from the legacy options holds"
+        assert status == 503, "max_sessions 1 of ejabberd.cfg wins over the file's 3"
         status, _, body = http.request("GET", "/clicktochat/list")
         assert (status, body) == (200, (
             "<?xml version='1.0'?><connected_users>"

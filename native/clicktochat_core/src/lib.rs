@@ -5,6 +5,7 @@
 pub mod registration;
 pub mod render;
 pub mod rotation;
+pub mod archive;
 
 pub use registration::{parse_registration, Registration, RegistrationError};
 pub use rotation::{Release, Rotation};

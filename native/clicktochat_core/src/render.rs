@@ -50,6 +50,31 @@ pub fn error(root: &str, reason: &str) -> String {
     out
 }
 
+/// An agent's archive for `GET /clicktochat/conversations/<agent>`: each
+/// record with its start, its visitor and its entries in the seed's format.
+pub fn conversations(agent: &str, records: &[crate::records::Record]) -> String {
+    let mut out = String::with_capacity(128 + records.len() * 256);
+    out.push_str(PROLOG);
+    out.push_str("<conversations agent=\"");
+    out.push_str(&escape(agent));
+    out.push_str("\">");
+    for record in records {
+        out.push_str("<record><current_time>");
+        out.push_str(&crate::conversation::format_rfc3339_micros(record.start_us));
+        out.push_str("</current_time><user>");
+        out.push_str(&escape(record.user.as_str()));
+        out.push_str("</user><conversation>");
+        for entry in &record.entries {
+            out.push_str("<entry>");
+            out.push_str(&escape(entry.encode().as_str()));
+            out.push_str("</entry>");
+        }
+        out.push_str("</conversation></record>");
+    }
+    out.push_str("</conversations>");
+    out
+}
+
 fn is_simple_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')

@@ -6,12 +6,18 @@
 //! kilobytes, far under the ~1 ms a regular scheduler tolerates. Bad terms
 //! raise `badarg`; nothing here unwraps caller input.
 
+use clicktochat_core::archive::{Archive, ArchiveConfig, Captured, Store};
+use clicktochat_core::riak::RiakConfig;
 use clicktochat_core::{parse_registration, render, Release, Rotation};
 use parking_lot::Mutex;
-use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
+use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, ResourceArc, Term};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod atoms {
-    rustler::atoms! { ok, none, error, not_assigned }
+    rustler::atoms! {
+        ok, none, error, not_assigned, embedded, riak, recorded, ignored, closed,
+        committed_entries, pushed_keys, outbox_keys, last_error, nil
+    }
 }
 
 /// The rotation of one helpdesk host, created when mod_clicktochat starts
@@ -110,6 +116,118 @@ fn render_error(root: Term, reason: Term) -> NifResult<String> {
 fn text_of(term: Term) -> NifResult<String> {
     term.atom_to_string()
         .or_else(|_| term.decode::<&str>().map(str::to_owned))
+}
+
+/// The conversation archive of one client host: link map, writer thread and
+/// stores (see clicktochat_core::archive).
+pub struct ArchiveResource(Archive);
+
+#[rustler::resource_impl]
+impl rustler::Resource for ArchiveResource {}
+
+// As for the rotation: every archive operation completes or does nothing
+// under its locks.
+impl std::panic::RefUnwindSafe for ArchiveResource {}
+
+type ArchiveHandle = ResourceArc<ArchiveResource>;
+
+/// `embedded` or `{riak, [<<"host:port">>, ...], Bucket}`.
+fn decode_store(term: Term) -> NifResult<Store> {
+    if term.decode::<Atom>().is_ok_and(|a| a == atoms::embedded()) {
+        return Ok(Store::Embedded);
+    }
+    let (tag, nodes, bucket): (Atom, Vec<String>, Binary) = term.decode()?;
+    if tag != atoms::riak() {
+        return Err(Error::BadArg);
+    }
+    Ok(Store::Riak {
+        config: RiakConfig {
+            nodes,
+            ..RiakConfig::default()
+        },
+        bucket: bucket.as_slice().to_vec(),
+    })
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn archive_open<'a>(env: Env<'a>, path: String, store: Term<'a>) -> NifResult<Term<'a>> {
+    let config = ArchiveConfig {
+        path: path.into(),
+        store: decode_store(store)?,
+    };
+    Ok(match Archive::open(config) {
+        Ok(archive) => (atoms::ok(), ResourceArc::new(ArchiveResource(archive))).encode(env),
+        Err(e) => (atoms::error(), e.to_string()).encode(env),
+    })
+}
+
+#[rustler::nif]
+fn archive_link(archive: ArchiveHandle, visitor: &str, agent: &str, start_us: i64) -> Atom {
+    archive.0.link(visitor, agent, start_us);
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn archive_unlink(archive: ArchiveHandle, visitor: &str) -> Atom {
+    archive.0.unlink(visitor);
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn archive_message(archive: ArchiveHandle, from: &str, to: &str, text: &str) -> Atom {
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    match archive.0.message(from, to, text, now_us) {
+        Captured::Recorded => atoms::recorded(),
+        Captured::Ignored => atoms::ignored(),
+        Captured::Closed => atoms::closed(),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn archive_sync(env: Env, archive: ArchiveHandle, timeout_ms: u64) -> Term {
+    match archive.0.sync(Duration::from_millis(timeout_ms)) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(e) => (atoms::error(), e.to_string()).encode(env),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn archive_read_xml<'a>(env: Env<'a>, archive: ArchiveHandle, agent: &str) -> Term<'a> {
+    match archive.0.read(agent) {
+        Ok(records) => (
+            atoms::ok(),
+            render::conversations(agent, &records),
+            records.len(),
+        )
+            .encode(env),
+        Err(e) => (atoms::error(), e.to_string()).encode(env),
+    }
+}
+
+#[rustler::nif]
+fn archive_status(env: Env, archive: ArchiveHandle) -> NifResult<Term> {
+    let status = archive.0.status();
+    let last_error = match status.last_error {
+        Some(e) => e.encode(env),
+        None => atoms::nil().encode(env),
+    };
+    Term::map_from_pairs(
+        env,
+        &[
+            (atoms::committed_entries().encode(env), status.committed_entries.encode(env)),
+            (atoms::pushed_keys().encode(env), status.pushed_keys.encode(env)),
+            (atoms::outbox_keys().encode(env), status.outbox_keys.encode(env)),
+            (atoms::last_error().encode(env), last_error),
+        ],
+    )
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn archive_close(archive: ArchiveHandle) -> Atom {
+    archive.0.close();
+    atoms::ok()
 }
 
 rustler::init!("clicktochat_nif");
