@@ -211,10 +211,16 @@ impl RiakClient {
         decode_get_resp(body(&frame)).map_err(|e| self.dropping(e))
     }
 
-    /// `RpbPutReq` of one value, with `return_head` set: returns the object's
-    /// new vclock (None only if the server sent none). With the vclock of a
-    /// get, the put replaces every sibling that get returned; without one
+    /// `RpbPutReq` of one value, with `return_head` set. With the vclock of
+    /// a get, the put replaces every sibling that get returned; without one
     /// (or with a stale one) it adds a sibling.
+    ///
+    /// Returns the object's new vclock when the object now holds only the
+    /// value just written, so the caller may keep it for its next put of the
+    /// key. Returns `None` when the put left siblings (another writer got in
+    /// between, or Riak sent no vclock): Riak's vclock then covers those
+    /// siblings too, and a put with it would silently discard them, so the
+    /// caller must get, merge and put with the get's vclock instead.
     pub fn put(
         &mut self,
         bucket: &[u8],
@@ -236,10 +242,14 @@ impl RiakClient {
             ..RpbPutReq::default()
         };
         let frame = self.call(MSG_PUT_REQ, &req.encode_to_vec(), MSG_PUT_RESP)?;
-        match PutRespHead::decode(body(&frame)) {
-            Ok(resp) => Ok(resp.vclock),
-            Err(e) => Err(self.dropping(RiakError::Decode(e.to_string()))),
-        }
+        // RpbPutResp shares `content = 1` and `vclock = 2` with RpbGetResp
+        // (its `key = 3` is skipped like `unchanged = 3`); with return_head
+        // each content comes with an empty value.
+        let head = decode_get_resp(body(&frame)).map_err(|e| self.dropping(e))?;
+        Ok(match head.siblings.len() {
+            1 => head.vclock,
+            _ => None,
+        })
     }
 
     /// One exchange: sends `code` + `body`, returns the reply frame (code
@@ -626,18 +636,10 @@ struct ContentView {
     deleted: Option<bool>,
 }
 
-/// The part of an `RpbPutResp` this client reads (`content`, 1, is skipped).
-#[derive(Clone, PartialEq, Message)]
-struct PutRespHead {
-    #[prost(bytes = "vec", optional, tag = "2")]
-    vclock: Option<Vec<u8>>,
-    #[prost(bytes = "vec", optional, tag = "3")]
-    key: Option<Vec<u8>>,
-}
-
 /// Decodes an `RpbGetResp` (`content = 1` repeated, `vclock = 2`,
-/// `unchanged = 3`) one content at a time, so that a flood of tiny contents
-/// is refused after [`MAX_SIBLINGS`] instead of becoming millions of structs.
+/// `unchanged = 3`), or those fields of an `RpbPutResp`, one content at a
+/// time, so that a flood of tiny contents is refused after [`MAX_SIBLINGS`]
+/// instead of becoming millions of structs.
 fn decode_get_resp(mut buf: &[u8]) -> Result<Fetched, RiakError> {
     let mut fetched = Fetched::default();
     let mut contents = 0usize;
