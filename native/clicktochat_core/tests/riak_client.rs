@@ -1,0 +1,654 @@
+//! The Riak client against two kinds of server:
+//!
+//! - `test/riak_standin.py`, a Riak KV stand-in that speaks Riak's Protocol
+//!   Buffers wire protocol, run with Debian's `/usr/bin/python3` (missing
+//!   python fails these tests, it does not skip them);
+//! - tiny servers on threads of this test that send hostile replies. A
+//!   per-thread allocation counter (the global allocator below) shows that no
+//!   reply makes the client allocate more than the bytes that actually came.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use clicktochat_core::riak::{Fetched, RiakClient, RiakConfig, RiakError, Sibling};
+
+// --- allocation accounting ---------------------------------------------------
+
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn account(delta: isize) {
+    let _ = LIVE.try_with(|live| {
+        let now = live.get() + delta;
+        live.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            account(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            account(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        account(-(layout.size() as isize));
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            account(new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns its result with the most heap it held at once on
+/// this thread, above what the thread held before.
+fn peak_heap<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let result = f();
+    let peak = PEAK.with(Cell::get);
+    (result, usize::try_from(peak - base).unwrap_or(0))
+}
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+
+// --- the stand-in ----------------------------------------------------------------
+
+const PYTHON: &str = "/usr/bin/python3";
+
+fn standin_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/riak_standin.py")
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("clicktochat-riak-{}-{}", std::process::id(), name));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The first line a child prints on its piped stdout, waiting 10 s at most.
+fn first_line(child: &mut Child) -> Option<String> {
+    let stdout = child.stdout.take()?;
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        if BufReader::new(stdout).read_line(&mut line).is_ok() {
+            let _ = tx.send(line);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10)).ok()
+}
+
+/// A running stand-in; killed when dropped.
+struct StandIn {
+    child: Child,
+    port: u16,
+}
+
+impl StandIn {
+    /// Starts the stand-in on `port` and waits (10 s at most) for its
+    /// "listening" line.
+    fn start(port: u16, data: &Path) -> StandIn {
+        let mut child = Command::new(PYTHON)
+            .arg(standin_script())
+            .args(["--port", &port.to_string(), "--data"])
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {PYTHON} (Debian's python3 is required): {e}"));
+        let expected = format!("riak stand-in listening on 127.0.0.1:{port}");
+        match first_line(&mut child) {
+            Some(line) if line.trim_end() == expected => StandIn { child, port },
+            other => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("stand-in did not start: {other:?}, exit {status:?}");
+            }
+        }
+    }
+
+    fn node(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on (at the time of the call).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn client(nodes: &[String]) -> RiakClient {
+    RiakClient::new(RiakConfig {
+        nodes: nodes.to_vec(),
+        connect_timeout: Duration::from_secs(2),
+        io_timeout: Duration::from_secs(5),
+        ..RiakConfig::default()
+    })
+    .expect("valid config")
+}
+
+fn sibling(value: &[u8], content_type: &str) -> Sibling {
+    Sibling {
+        value: value.to_vec(),
+        content_type: Some(content_type.to_string()),
+    }
+}
+
+fn sorted(mut siblings: Vec<Sibling>) -> Vec<Sibling> {
+    siblings.sort_by(|a, b| a.value.cmp(&b.value));
+    siblings
+}
+
+const CT: &str = "application/x-erlang-binary";
+
+#[test]
+fn ping_get_and_put_against_the_standin() {
+    let dir = TempDir::new("basic");
+    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let mut c = client(&[riak.node()]);
+
+    c.ping().expect("ping");
+    assert_eq!(
+        c.get(b"chats", b"missing").expect("get"),
+        Fetched::default()
+    );
+
+    let vclock = c
+        .put(b"chats", b"agent1@helpdesk", None, b"\x83hello", CT)
+        .expect("put")
+        .expect("a resolved object has a vclock");
+    let fetched = c.get(b"chats", b"agent1@helpdesk").expect("get");
+    assert_eq!(fetched.siblings, [sibling(b"\x83hello", CT)]);
+    assert_eq!(fetched.vclock.as_ref(), Some(&vclock));
+
+    // An empty value is a value; an empty key is refused by Riak with an
+    // RpbErrorResp, after which the connection is still good.
+    c.put(b"chats", b"empty", None, b"", "text/plain")
+        .expect("put");
+    assert_eq!(
+        c.get(b"chats", b"empty").expect("get").siblings,
+        [sibling(b"", "text/plain")]
+    );
+    let err = c.get(b"chats", b"").expect_err("empty key");
+    assert!(matches!(err, RiakError::Server { .. }), "{err:?}");
+    c.ping().expect("ping after a server error");
+}
+
+#[test]
+fn concurrent_writers_make_siblings_and_the_merged_vclock_resolves_them() {
+    let dir = TempDir::new("siblings");
+    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let (mut a, mut b) = (client(&[riak.node()]), client(&[riak.node()]));
+
+    let v0 = a
+        .put(b"chats", b"k", None, b"v0", CT)
+        .expect("put")
+        .expect("vclock");
+    // Both writers start from v0; the first replaces it, the second, now
+    // stale, adds a sibling and gets no vclock to reuse.
+    let va = a.put(b"chats", b"k", Some(&v0), b"a", CT).expect("put a");
+    assert!(va.is_some(), "a replaced v0 and is alone");
+    let vb = b.put(b"chats", b"k", Some(&v0), b"b", CT).expect("put b");
+    assert_eq!(vb, None, "b left a sibling beside a");
+
+    let fetched = b.get(b"chats", b"k").expect("get");
+    assert_eq!(
+        sorted(fetched.siblings),
+        [sibling(b"a", CT), sibling(b"b", CT)]
+    );
+    let merged = fetched.vclock.expect("vclock");
+
+    let resolved = b
+        .put(b"chats", b"k", Some(&merged), b"a+b", CT)
+        .expect("put merged")
+        .expect("resolved");
+    let fetched = a.get(b"chats", b"k").expect("get");
+    assert_eq!(fetched.siblings, [sibling(b"a+b", CT)]);
+    assert_eq!(fetched.vclock, Some(resolved));
+
+    // A put without a vclock on an existing key is a sibling too.
+    assert_eq!(
+        a.put(b"chats", b"k", None, b"blind", CT).expect("put"),
+        None
+    );
+    assert_eq!(a.get(b"chats", b"k").expect("get").siblings.len(), 2);
+}
+
+#[test]
+fn a_restarted_standin_keeps_its_data_and_clients_reconnect() {
+    let dir = TempDir::new("restart");
+    let data = dir.0.join("data.json");
+    let port = free_port();
+    let riak = StandIn::start(port, &data);
+    let mut c = client(&[riak.node()]);
+    let v1 = c
+        .put(b"chats", b"k1", None, b"one", CT)
+        .expect("put")
+        .expect("vclock");
+    c.put(b"chats", b"k2", None, b"two", CT).expect("put");
+    drop(riak); // SIGKILL: only the rename-after-every-put keeps the data
+
+    let riak = StandIn::start(port, &data);
+    let mut fresh = client(&[riak.node()]);
+    assert_eq!(
+        fresh.get(b"chats", b"k1").expect("get").siblings,
+        [sibling(b"one", CT)]
+    );
+    // The clocks survived too: the old vclock still replaces the value.
+    assert!(fresh
+        .put(b"chats", b"k1", Some(&v1), b"one'", CT)
+        .expect("put")
+        .is_some());
+    assert_eq!(
+        fresh.get(b"chats", b"k1").expect("get").siblings,
+        [sibling(b"one'", CT)]
+    );
+    // The old client's connection died with the old process: at most one
+    // call fails (with an I/O error, not a panic), then it reconnects.
+    if let Err(e) = c.get(b"chats", b"k2") {
+        assert!(matches!(e, RiakError::Io(_)), "{e:?}");
+    }
+    assert_eq!(
+        c.get(b"chats", b"k2")
+            .expect("get after reconnect")
+            .siblings,
+        [sibling(b"two", CT)]
+    );
+}
+
+#[test]
+fn a_closed_first_node_fails_over_to_the_second() {
+    let dir = TempDir::new("failover");
+    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let closed = format!("127.0.0.1:{}", free_port());
+    let mut c = client(&[closed, riak.node()]);
+    c.ping().expect("ping through the second node");
+    c.put(b"chats", b"k", None, b"v", CT).expect("put");
+    assert_eq!(
+        c.get(b"chats", b"k").expect("get").siblings,
+        [sibling(b"v", CT)]
+    );
+}
+
+/// A listener with a backlog of 0 that never accepts, its queue filled: a
+/// connection attempt to it gets no answer at all, which is what an
+/// unreachable host looks like (std cannot set a backlog, python can).
+struct BlackHole {
+    child: Child,
+    port: u16,
+    _fillers: Vec<TcpStream>,
+}
+
+impl BlackHole {
+    fn start() -> BlackHole {
+        let code = "import socket, sys\n\
+                    s = socket.socket()\n\
+                    s.bind(('127.0.0.1', 0))\n\
+                    s.listen(0)\n\
+                    print(s.getsockname()[1], flush=True)\n\
+                    sys.stdin.read()\n";
+        let mut child = Command::new(PYTHON)
+            .args(["-c", code])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {PYTHON}: {e}"));
+        let line = first_line(&mut child);
+        let port = match line.as_deref().map(|l| l.trim().parse::<u16>()) {
+            Some(Ok(port)) => port,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("black hole did not start: {other:?}");
+            }
+        };
+        let mut hole = BlackHole {
+            child,
+            port,
+            _fillers: Vec::new(),
+        };
+        let addr = ([127, 0, 0, 1], port).into();
+        for _ in 0..8 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(stream) => hole._fillers.push(stream),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return hole,
+                Err(e) => panic!("filling the black hole's queue: {e}"),
+            }
+        }
+        panic!("the black hole's accept queue never filled");
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn unreachable_nodes_fail_within_the_connect_timeout() {
+    let timeout = Duration::from_millis(300);
+    let hole = BlackHole::start();
+    let cases = [
+        (format!("127.0.0.1:{}", hole.port), "no answer"),
+        (format!("127.0.0.1:{}", free_port()), "closed port"),
+    ];
+    for (node, what) in cases {
+        let mut c = RiakClient::new(RiakConfig {
+            nodes: vec![node],
+            connect_timeout: timeout,
+            ..RiakConfig::default()
+        })
+        .expect("valid");
+        let start = Instant::now();
+        let err = c.ping().expect_err("nothing answers");
+        let took = start.elapsed();
+        match what {
+            "no answer" => assert!(matches!(err, RiakError::Timeout), "{err:?}"),
+            _ => assert!(matches!(err, RiakError::Io(_)), "{err:?}"),
+        }
+        assert!(took < timeout + Duration::from_secs(1), "{what}: {took:?}");
+    }
+
+    // A node that does not answer is skipped for the next one.
+    let dir = TempDir::new("timeout-failover");
+    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let mut c = RiakClient::new(RiakConfig {
+        nodes: vec![format!("127.0.0.1:{}", hole.port), riak.node()],
+        connect_timeout: timeout,
+        ..RiakConfig::default()
+    })
+    .expect("valid");
+    let start = Instant::now();
+    c.ping().expect("ping through the second node");
+    assert!(start.elapsed() >= timeout, "the first node was tried");
+}
+
+// --- hostile servers ---------------------------------------------------------------
+
+/// What one accepted connection does: after each request it reads, it sends
+/// the next reply (raw bytes, framing included); then it closes, or holds
+/// the connection until the client hangs up. `dribble` sends replies one
+/// byte at a time, this far apart.
+struct Script {
+    replies: Vec<Vec<u8>>,
+    hold: bool,
+    dribble: Option<Duration>,
+}
+
+fn send(replies: &[Vec<u8>]) -> Script {
+    Script {
+        replies: replies.to_vec(),
+        hold: false,
+        dribble: None,
+    }
+}
+
+/// A server on a thread that plays `scripts`, one per connection, in order.
+fn hostile(scripts: Vec<Script>) -> (String, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let node = listener.local_addr().expect("addr").to_string();
+    let handle = thread::spawn(move || {
+        for script in scripts {
+            let (mut conn, _) = listener.accept().expect("accept");
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            for reply in &script.replies {
+                read_request(&mut conn);
+                match script.dribble {
+                    None => conn.write_all(reply).expect("write"),
+                    Some(gap) => {
+                        for byte in reply {
+                            if conn.write_all(&[*byte]).is_err() {
+                                break; // the client gave up
+                            }
+                            thread::sleep(gap);
+                        }
+                    }
+                }
+            }
+            if script.hold {
+                let _ = conn.read_to_end(&mut Vec::new());
+            }
+        }
+    });
+    (node, handle)
+}
+
+fn read_request(conn: &mut TcpStream) {
+    let mut header = [0u8; 4];
+    conn.read_exact(&mut header).expect("request header");
+    let mut frame = vec![0u8; u32::from_be_bytes(header) as usize];
+    conn.read_exact(&mut frame).expect("request frame");
+}
+
+/// A frame: length, code, body.
+fn frame(code: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = ((body.len() + 1) as u32).to_be_bytes().to_vec();
+    out.push(code);
+    out.extend_from_slice(body);
+    out
+}
+
+fn hostile_client(node: &str, io_timeout: Duration) -> RiakClient {
+    RiakClient::new(RiakConfig {
+        nodes: vec![node.to_string()],
+        io_timeout,
+        ..RiakConfig::default()
+    })
+    .expect("valid")
+}
+
+const PONG: u8 = 2;
+
+#[test]
+fn zero_length_frame_is_an_error() {
+    let (node, server) = hostile(vec![send(&[vec![0, 0, 0, 0]])]);
+    let mut c = hostile_client(&node, Duration::from_secs(5));
+    let err = c.ping().expect_err("empty frame");
+    assert!(matches!(err, RiakError::EmptyFrame), "{err:?}");
+    server.join().expect("server");
+}
+
+#[test]
+fn a_4_gib_length_is_refused_without_allocating_and_the_client_reconnects() {
+    let (node, server) = hostile(vec![send(&[vec![0xff; 4]]), send(&[frame(PONG, &[])])]);
+    let mut c = hostile_client(&node, Duration::from_secs(5));
+    let (result, peak) = peak_heap(|| c.ping());
+    let err = result.expect_err("too large");
+    assert!(
+        matches!(err, RiakError::FrameTooLarge { len: 0xffff_ffff, max } if max == 64 * MIB),
+        "{err:?}"
+    );
+    assert!(peak < 64 * KIB, "peak heap {peak}");
+    c.ping().expect("the next call reconnects");
+    server.join().expect("server");
+}
+
+#[test]
+fn a_truncated_body_is_an_io_error_and_memory_follows_the_bytes_received() {
+    // Claims 60 MiB (under the 64 MiB limit), sends 1000 bytes, closes.
+    let mut lying = (60 * MIB as u32).to_be_bytes().to_vec();
+    lying.push(10);
+    lying.extend_from_slice(&[0x0a; 1000]);
+    // Claims 10 bytes, sends 3, closes.
+    let short = vec![0, 0, 0, 10, PONG, 1, 2];
+    let (node, server) = hostile(vec![send(&[lying]), send(&[short])]);
+    let mut c = hostile_client(&node, Duration::from_secs(5));
+    for _ in 0..2 {
+        let (result, peak) = peak_heap(|| c.get(b"b", b"k"));
+        let err = result.expect_err("truncated");
+        assert!(
+            matches!(&err, RiakError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{err:?}"
+        );
+        assert!(peak < 256 * KIB, "peak heap {peak}");
+    }
+    server.join().expect("server");
+}
+
+#[test]
+fn an_unexpected_code_is_an_error() {
+    let (node, server) = hostile(vec![send(&[frame(99, &[])]), send(&[frame(PONG, &[])])]);
+    let mut c = hostile_client(&node, Duration::from_secs(5));
+    let err = c.get(b"b", b"k").expect_err("code 99");
+    assert!(
+        matches!(
+            err,
+            RiakError::UnexpectedCode {
+                expected: 10,
+                got: 99
+            }
+        ),
+        "{err:?}"
+    );
+    let err = c.get(b"b", b"k").expect_err("a ping reply to a get");
+    assert!(
+        matches!(
+            err,
+            RiakError::UnexpectedCode {
+                expected: 10,
+                got: 2
+            }
+        ),
+        "{err:?}"
+    );
+    server.join().expect("server");
+}
+
+#[test]
+fn an_error_reply_is_a_server_error_on_a_connection_that_stays_open() {
+    // errmsg = "overload", errcode = 42; then a pong on the same connection
+    // (the server accepts only this one connection).
+    let error = frame(0, b"\x0a\x08overload\x10\x2a");
+    let (node, server) = hostile(vec![send(&[error, frame(PONG, &[])])]);
+    let mut c = hostile_client(&node, Duration::from_secs(5));
+    let err = c.put(b"b", b"k", None, b"v", CT).expect_err("error reply");
+    match &err {
+        RiakError::Server { code, message } => {
+            assert_eq!((*code, message.as_str()), (42, "overload"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.to_string(), "riak: server error 42: overload");
+    c.ping().expect("same connection");
+    server.join().expect("server");
+}
+
+#[test]
+fn undecodable_bodies_are_decode_errors() {
+    let (node, server) = hostile(vec![
+        send(&[frame(10, b"\x0a\x05ab")]), // get reply: field past the end
+        send(&[frame(12, b"\x0a\x02\x0a")]), // put reply: content cut short
+        send(&[frame(0, b"\x0a\xff\xff\xff\xff")]), // error reply: bad errmsg length
+    ]);
+    let mut c = hostile_client(&node, Duration::from_secs(5));
+    let err = c.get(b"b", b"k").expect_err("get");
+    assert!(matches!(err, RiakError::Decode(_)), "{err:?}");
+    let err = c.put(b"b", b"k", None, b"v", CT).expect_err("put");
+    assert!(matches!(err, RiakError::Decode(_)), "{err:?}");
+    let err = c.ping().expect_err("ping");
+    assert!(matches!(err, RiakError::Decode(_)), "{err:?}");
+    server.join().expect("server");
+}
+
+#[test]
+fn a_flood_of_empty_contents_is_refused_within_the_frame_size() {
+    // 4 MiB of empty RpbContent fields (2 bytes each on the wire): decoded
+    // naively, two million structs; here, refused after 512.
+    let flood = frame(10, &[0x0a, 0].repeat(2 * MIB));
+    let (node, server) = hostile(vec![send(&[flood])]);
+    let mut c = hostile_client(&node, Duration::from_secs(5));
+    let (result, peak) = peak_heap(|| c.get(b"b", b"k"));
+    let err = result.expect_err("flood");
+    assert!(matches!(err, RiakError::Decode(_)), "{err:?}");
+    assert!(peak < 6 * MIB, "peak heap {peak}");
+    server.join().expect("server");
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    let (node, server) = hostile(vec![Script {
+        replies: vec![],
+        hold: true,
+        dribble: None,
+    }]);
+    let timeout = Duration::from_millis(300);
+    let mut c = hostile_client(&node, timeout);
+    let start = Instant::now();
+    let err = c.ping().expect_err("silence");
+    assert!(matches!(err, RiakError::Timeout), "{err:?}");
+    assert!(start.elapsed() < timeout + Duration::from_secs(1));
+    drop(c); // hang up, so that the server thread ends
+    server.join().expect("server");
+}
+
+#[test]
+fn a_dribbling_server_cannot_outlast_the_request_deadline() {
+    // A 101-byte frame sent one byte every 20 ms (2 s in all): every read
+    // gets a byte well within 300 ms, but the request has 300 ms in all.
+    let (node, server) = hostile(vec![Script {
+        replies: vec![frame(PONG, &[0; 100])],
+        hold: true,
+        dribble: Some(Duration::from_millis(20)),
+    }]);
+    let timeout = Duration::from_millis(300);
+    let mut c = hostile_client(&node, timeout);
+    let start = Instant::now();
+    let err = c.ping().expect_err("dribble");
+    assert!(matches!(err, RiakError::Timeout), "{err:?}");
+    assert!(start.elapsed() < timeout + Duration::from_secs(1));
+    drop(c);
+    server.join().expect("server");
+}
