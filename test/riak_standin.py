@@ -155,8 +155,12 @@ def merge(clocks):
 class Store:
     """(bucket type, bucket, key) -> list of siblings, persisted as JSON."""
 
-    def __init__(self, path):
+    def __init__(self, path, get_delay=0.0):
         self.path, self.lock, self.objects = path, threading.Lock(), {}
+        # Seconds each get waits before answering: widens the window in which
+        # concurrent writers read the same vclock, so tests can make siblings.
+        self.get_delay = get_delay
+        self.max_siblings = 0
         if path and os.path.exists(path):
             with open(path) as f:
                 for entry in json.load(f):
@@ -181,8 +185,13 @@ class Store:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+        with open(tmp, "w") as f:
+            json.dump({"max_siblings": self.max_siblings}, f)
+        os.replace(tmp, self.path + ".stats")
 
     def get(self, name):
+        if self.get_delay:
+            time.sleep(self.get_delay)
         with self.lock:
             return list(self.objects.get(name, []))
 
@@ -197,6 +206,7 @@ class Store:
                    "last_mod_us": time.time_ns() // 1000}
             kept = [s for s in siblings if not descends(context, s["clock"])]
             self.objects[name] = kept + [new]
+            self.max_siblings = max(self.max_siblings, len(self.objects[name]))
             self.save()
             return list(self.objects[name])
 
@@ -284,10 +294,13 @@ class Server(socketserver.ThreadingTCPServer):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--data", help="file to keep the data in across restarts")
+    parser.add_argument("--data", help="file to keep the data in across restarts "
+                        "(and, in FILE.stats, the most siblings one key has had)")
+    parser.add_argument("--get-delay", type=float, default=0.0,
+                        help="seconds every get waits before answering")
     args = parser.parse_args()
     server = Server(("127.0.0.1", args.port), Handler)
-    server.store = Store(args.data)
+    server.store = Store(args.data, args.get_delay)
     print("riak stand-in listening on 127.0.0.1:%d" % server.server_address[1], flush=True)
     try:
         server.serve_forever()

@@ -3,8 +3,10 @@
 //! and one writer thread per archive batches them into the stores.
 //!
 //! - `embedded` store: a redb file (ACID, copy-on-write B-tree, fsync on
-//!   commit), key = the agent's bare JID, value = the seed's
-//!   `[{record, [Record, ...]}]` in Erlang external term format.
+//!   commit). One key per conversation (agent, start, visitor), so a new
+//!   message rewrites its conversation, not the agent's whole history; the
+//!   value is the seed's `[{record, [Record]}]` in Erlang external term
+//!   format, and a read gathers the agent's keys into one archive.
 //! - `riak` store: the same value in Riak KV. Batches are first committed to
 //!   an outbox table of the same redb file, then pushed with get-merge-put;
 //!   an unreachable Riak leaves them in the outbox, retried with back-off, so
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 /// The content type the seed's Erlang riakc users read and write.
 pub const CONTENT_TYPE: &str = "application/x-erlang-binary";
 
-const ARCHIVE: TableDefinition<&str, &[u8]> = TableDefinition::new("archive");
+const CONVERSATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversations");
 const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("riak_outbox");
 
 /// Most commands one batch takes from the channel before committing.
@@ -129,7 +131,7 @@ impl Archive {
         }
         let db = Arc::new(Database::create(&config.path)?);
         let txn = db.begin_write()?;
-        txn.open_table(ARCHIVE)?;
+        txn.open_table(CONVERSATIONS)?;
         let outbox_keys = txn.open_table(OUTBOX)?.len()?;
         txn.commit()?;
         let status = Arc::new(Mutex::new(Status {
@@ -229,7 +231,21 @@ impl Archive {
     pub fn read(&self, agent: &str) -> Result<Vec<Record>, ArchiveError> {
         let txn = self.db.begin_read()?;
         match &self.store {
-            Store::Embedded => stored_records(&txn.open_table(ARCHIVE)?, agent),
+            Store::Embedded => {
+                let table = txn.open_table(CONVERSATIONS)?;
+                let prefix = agent_prefix(agent);
+                let mut records = Vec::new();
+                for item in table.range(prefix.as_str()..)? {
+                    let (key, value) = item?;
+                    if !key.value().starts_with(&prefix) {
+                        break;
+                    }
+                    let record = decode_archive(value.value())
+                        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+                    merge(&mut records, record);
+                }
+                Ok(records)
+            }
             Store::Riak { config, bucket } => {
                 let mut records = stored_records(&txn.open_table(OUTBOX)?, agent)?;
                 drop(txn);
@@ -265,6 +281,17 @@ impl Drop for Archive {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Conversation keys sort by agent, then start, then visitor. JIDs cannot
+/// contain NUL, and the start is offset to sort as unsigned, zero-padded.
+fn agent_prefix(agent: &str) -> String {
+    format!("{agent}\0")
+}
+
+fn conversation_key(agent: &str, record: &Record) -> String {
+    let start = (record.start_us as u64) ^ (1 << 63);
+    format!("{agent}\0{start:020}\0{}", record.user)
 }
 
 fn stored_records<T: ReadableTable<&'static str, &'static [u8]>>(
@@ -378,16 +405,26 @@ impl Writer {
         }
     }
 
-    /// Merges the batch into the stored values, one transaction (one fsync).
+    /// Merges the batch into the stored values, one transaction (one fsync):
+    /// per conversation in the embedded store, per agent in Riak's outbox.
     fn save(&self, batch: &Batch) -> Result<(), ArchiveError> {
-        let table = if self.riak.is_some() { OUTBOX } else { ARCHIVE };
         let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(table)?;
+        if self.riak.is_some() {
+            let mut table = txn.open_table(OUTBOX)?;
             for (agent, new_records) in batch {
                 let mut records = stored_records(&table, agent)?;
                 merge(&mut records, new_records.clone());
                 table.insert(agent.as_str(), encode_archive(&records).as_slice())?;
+            }
+        } else {
+            let mut table = txn.open_table(CONVERSATIONS)?;
+            for (agent, new_records) in batch {
+                for record in new_records {
+                    let key = conversation_key(agent, record);
+                    let mut records = stored_records(&table, &key)?;
+                    merge(&mut records, vec![record.clone()]);
+                    table.insert(key.as_str(), encode_archive(&records).as_slice())?;
+                }
             }
         }
         txn.commit()?;

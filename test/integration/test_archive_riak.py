@@ -1,0 +1,179 @@
+"""The conversation archive in Riak, through the Riak stand-in (test double
+speaking Riak's Protocol Buffers protocol, test/riak_standin.py): two ejabberd
+nodes race on one agent key and their siblings get merged; the stored value
+is the seed's structure for binary_to_term; a Riak outage during a burst of
+messages loses and duplicates nothing. Own servers, own ports."""
+
+import base64
+import json
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import AGENT_PASSWORD, CLIENT_HOST, HELPDESK_HOST, Http, agent_jid
+from sandbox import REPO, Sandbox, wait_for
+from test_archive import ENTRY, conversations, record_of, unescape
+from xmpp_client import Client
+
+RIAK_PORT = 15287
+GET_DELAY = 1.0  # seconds: two writers pushing within it read the same vclock
+AGENT_KEY = agent_jid("agent1")
+
+
+class StandIn:
+    def __init__(self, data):
+        self.data = data
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["/usr/bin/python3", str(REPO / "test/riak_standin.py"), "--port", str(RIAK_PORT),
+             "--data", str(self.data), "--get-delay", str(GET_DELAY)],
+            stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()  # printed once it listens
+        assert line.startswith("riak stand-in listening"), line
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait(30)
+
+    def siblings(self, key):
+        if not self.data.exists():
+            return []
+        for entry in json.loads(self.data.read_text()):
+            if base64.b64decode(entry["key"]) == key.encode():
+                return [base64.b64decode(s["value"]) for s in entry["siblings"]]
+        return []
+
+    def max_siblings(self):
+        stats = Path(str(self.data) + ".stats")
+        return json.loads(stats.read_text())["max_siblings"] if stats.exists() else 0
+
+
+def seed_structure(value):
+    """binary_to_term/1 in a real Erlang VM, matched against the seed's
+    structure; returns [(start, user, [entry, ...]), ...]."""
+    program = f"""
+        [{{record, Records}}] = binary_to_term(base64:decode("{base64.b64encode(value).decode()}")),
+        lists:foreach(
+          fun([{{current_time, Start}}, {{user, User}}, {{conversation, Entries}}])
+                when is_binary(Start), is_binary(User), is_list(Entries) ->
+                  io:format("record ~s ~s~n", [base64:encode(Start), base64:encode(User)]),
+                  [io:format("entry ~s~n", [base64:encode(E)]) || E <- Entries]
+          end, Records),
+        halt(0)."""
+    out = subprocess.run(["erl", "-noshell", "-eval", program], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    records = []
+    for line in out.splitlines():
+        kind, *fields = line.split()
+        decoded = [base64.b64decode(f).decode() for f in fields]
+        if kind == "record":
+            records.append((decoded[0], decoded[1], []))
+        else:
+            records[-1][2].append(decoded[0])
+    return records
+
+
+def messages_of(entries):
+    return [tuple(unescape(v) for v in ENTRY.fullmatch(e).groups()[1:]) for e in entries]
+
+
+@pytest.fixture(scope="module")
+def riak(tmp_path_factory):
+    stand_in = StandIn(tmp_path_factory.mktemp("riak") / "data.json")
+    stand_in.start()
+    servers = []
+    try:
+        for name, c2s, http in [("riak_a", 15226, 15284), ("riak_b", 15227, 15285)]:
+            server = Sandbox(name, c2s, http, {
+                "store": "riak", "riak_cluster": f'["127.0.0.1:{RIAK_PORT}"]',
+                "riak_bucket": "clicktochat"})
+            server.start()
+            servers.append(server)
+            server.register("agent1", HELPDESK_HOST, AGENT_PASSWORD)
+        yield stand_in, servers
+    finally:
+        for server in servers:
+            server.stop()
+        if stand_in.process.poll() is None:
+            stand_in.stop()
+
+
+def chat(server, visitor_name):
+    """agent1 and a registered, logged-in visitor on `server`."""
+    agent = Client(agent_jid("agent1"), AGENT_PASSWORD, server.c2s_port)
+    status, _, body = Http(server).register(visitor_name, "pw")
+    assert status == 201, body
+    visitor = Client(f"{visitor_name}@{CLIENT_HOST}", "pw", server.c2s_port)
+    return agent, visitor
+
+
+def test_racing_writers_make_siblings_that_are_merged(riak):
+    stand_in, (server_a, server_b) = riak
+    agent_a, visitor_a = chat(server_a, "visitor_a")
+    agent_b, visitor_b = chat(server_b, "visitor_b")
+    try:
+        # Both nodes push their first entry at once: both read the key before
+        # either writes it, so the second put makes a sibling.
+        senders = [threading.Thread(target=v.send, args=(AGENT_KEY, f"hello from {n}"))
+                   for v, n in [(visitor_a, "a"), (visitor_b, "b")]]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(30)
+        wait_for(lambda: stand_in.max_siblings() >= 2, 30, "concurrent writers to make siblings")
+
+        # The next push from either node merges the siblings.
+        agent_a.send(f"visitor_a@{CLIENT_HOST}", "answer on a")
+        wait_for(lambda: len(stand_in.siblings(AGENT_KEY)) == 1
+                 and len(seed_structure(stand_in.siblings(AGENT_KEY)[0])) == 2
+                 and len(record_of(seed_structure(stand_in.siblings(AGENT_KEY)[0]),
+                                   f"visitor_a@{CLIENT_HOST}")[2]) == 2,
+                 30, "the siblings to be merged into one value")
+        records = seed_structure(stand_in.siblings(AGENT_KEY)[0])
+        assert messages_of(record_of(records, f"visitor_a@{CLIENT_HOST}")[2]) == [
+            (f"visitor_a@{CLIENT_HOST}", AGENT_KEY, "hello from a"),
+            (AGENT_KEY, f"visitor_a@{CLIENT_HOST}", "answer on a")]
+        assert messages_of(record_of(records, f"visitor_b@{CLIENT_HOST}")[2]) == [
+            (f"visitor_b@{CLIENT_HOST}", AGENT_KEY, "hello from b")]
+        # Either node reads the whole merged archive back.
+        for server in (server_a, server_b):
+            users = sorted(user for _, user, _ in conversations(Http(server), AGENT_KEY))
+            assert users == [f"visitor_a@{CLIENT_HOST}", f"visitor_b@{CLIENT_HOST}"]
+    finally:
+        for client in (agent_a, visitor_a, agent_b, visitor_b):
+            client.disconnect()
+
+
+def test_riak_outage_during_a_burst_loses_and_duplicates_nothing(riak):
+    stand_in, (server_a, _) = riak
+    agent, visitor = chat(server_a, "visitor_outage")
+    visitor_jid = f"visitor_outage@{CLIENT_HOST}"
+    try:
+        sent = []
+
+        def burst(first, last):
+            for i in range(first, last):
+                visitor.send(AGENT_KEY, f"burst {i} | ^ %")
+                sent.append((visitor_jid, AGENT_KEY, f"burst {i} | ^ %"))
+
+        burst(0, 10)
+        stand_in.stop()
+        burst(10, 20)
+        stand_in.start()
+        burst(20, 30)
+
+        def stored():
+            siblings = stand_in.siblings(AGENT_KEY)
+            if len(siblings) != 1:
+                return None
+            mine = [r for r in seed_structure(siblings[0]) if r[1] == visitor_jid]
+            return mine and len(mine[0][2]) >= len(sent) and mine[0]
+        record = wait_for(stored, 90, "every message of the burst to reach Riak")
+        assert messages_of(record[2]) == sent
+    finally:
+        agent.disconnect()
+        visitor.disconnect()
