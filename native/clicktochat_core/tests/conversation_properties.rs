@@ -7,35 +7,8 @@ use clicktochat_core::conversation::{
 };
 use proptest::prelude::*;
 
-/// Text made of the characters the escaping is about, and of sequences that
-/// look like escapes.
-const PIECES: [&str; 14] = [
-    "|", "^", "%", "%25", "%7C", "%5e", "\n", "\r\n", "é", "€", "🙂", "<", "&", "a",
-];
-
-/// Any text, with `PIECES` made frequent: uniformly random text would rarely
-/// hold them. (Built from chars and pieces: `any::<String>()` and regex
-/// strategies are an order of magnitude slower in a debug build.)
-fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        prop::collection::vec(any::<char>(), 0..40).prop_map(String::from_iter),
-        prop::collection::vec(prop::sample::select(&PIECES[..]), 0..24)
-            .prop_map(|pieces| pieces.concat()),
-    ]
-}
-
-fn instant() -> impl Strategy<Value = i64> {
-    MIN_UNIX_US..=MAX_UNIX_US
-}
-
-fn entry() -> impl Strategy<Value = Entry> {
-    (instant(), text(), text(), text()).prop_map(|(time_us, from, to, msg)| Entry {
-        time_us,
-        from,
-        to,
-        msg,
-    })
-}
+mod common;
+use common::{entry, instant, text};
 
 fn is_leap_year(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
