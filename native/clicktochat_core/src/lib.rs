@@ -1,11 +1,12 @@
 //! The pure-Rust core of clicktochat, with no Erlang in it: the helpdesk
 //! rotation, the registration request parser, the response renderer, and the
-//! conversation archive's codecs (message entries, Erlang's external term
-//! format).
+//! conversation archive: message entries, Erlang's external term format, and
+//! the stored records with their merge.
 //! `clicktochat_nif` only converts Erlang terms and calls into this crate.
 
 pub mod conversation;
 pub mod etf;
+pub mod records;
 pub mod registration;
 pub mod render;
 pub mod rotation;

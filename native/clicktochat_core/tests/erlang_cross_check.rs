@@ -1,10 +1,12 @@
 //! Cross-checks against real Erlang/OTP (`erl` on the PATH; CI installs it):
 //! what `term_to_binary` writes decodes to the same term here, what `encode`
-//! writes `binary_to_term` reads as the same term, and timestamps agree with
-//! `calendar:system_time_to_rfc3339`. Without erl these tests fail.
+//! writes `binary_to_term` reads as the same term, an archive means the same
+//! on both sides, and timestamps agree with Erlang's `calendar`. Without erl
+//! these tests fail.
 
-use clicktochat_core::conversation::{format_rfc3339_micros, MAX_UNIX_US, MIN_UNIX_US};
+use clicktochat_core::conversation::{format_rfc3339_micros, Entry, MAX_UNIX_US, MIN_UNIX_US};
 use clicktochat_core::etf::{decode, encode, EtfError, Term};
+use clicktochat_core::records::{decode_archive, encode_archive, Record};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 
@@ -94,6 +96,60 @@ fn seed_archive_term_agrees_with_erlang() {
         Err(EtfError::UnsupportedTag { tag: 80, offset: 1 })
     );
     assert_eq!(marked_lines(&output, "ours"), ["true"], "{output}");
+}
+
+/// The archive written here is the term an Erlang user would build by hand
+/// (entry text spelled out independently, escapes and UTF-8 included), and
+/// the one Erlang writes decodes to the same records.
+#[test]
+fn archive_agrees_with_erlang() {
+    let records = vec![
+        Record {
+            start_us: 1_795_612_320_000_000,
+            user: "v@clients.localhost".to_owned(),
+            entries: vec![
+                Entry {
+                    time_us: 1_795_612_320_123_456,
+                    from: "v@clients.localhost".to_owned(),
+                    to: "agent1@helpdesk.localhost".to_owned(),
+                    msg: "héllo | 100% ^_^\nbye".to_owned(),
+                },
+                Entry {
+                    time_us: 1_795_612_321_000_000,
+                    from: "agent1@helpdesk.localhost".to_owned(),
+                    to: "v@clients.localhost".to_owned(),
+                    msg: "<b>&amp;</b>".to_owned(),
+                },
+            ],
+        },
+        Record {
+            start_us: 1_795_612_400_000_001,
+            user: "w@clients.localhost".to_owned(),
+            entries: vec![],
+        },
+    ];
+    let ours = to_hex(&encode_archive(&records));
+    let output = run_erlang(
+        "archive",
+        &format!(
+            r#"E1 = <<"|current_time^2026-11-25T13:12:00.123456Z|from^v@clients.localhost",
+                     "|to^agent1@helpdesk.localhost|msg^h", 233/utf8, "llo %7C 100%25 %5E_%5E\nbye|">>,
+            E2 = <<"|current_time^2026-11-25T13:12:01.000000Z|from^agent1@helpdesk.localhost",
+                   "|to^v@clients.localhost|msg^<b>&amp;</b>|">>,
+            Expected = [{{record, [[{{current_time, <<"2026-11-25T13:12:00.000000Z">>}},
+                                   {{user, <<"v@clients.localhost">>}},
+                                   {{conversation, [E1, E2]}}],
+                                  [{{current_time, <<"2026-11-25T13:13:20.000001Z">>}},
+                                   {{user, <<"w@clients.localhost">>}},
+                                   {{conversation, []}}]]}}],
+            io:format("ours ~p~n", [binary_to_term(binary:decode_hex(<<"{ours}">>)) =:= Expected]),
+            io:format("theirs ~s~n", [binary:encode_hex(term_to_binary(Expected))])"#
+        ),
+    );
+    assert_eq!(marked_lines(&output, "ours"), ["true"], "{output}");
+    let theirs = marked_lines(&output, "theirs");
+    assert_eq!(theirs.len(), 1, "{output}");
+    assert_eq!(decode_archive(&from_hex(theirs[0])), Ok(records));
 }
 
 #[test]
