@@ -11,7 +11,8 @@
 //! an `i64`) and nothing else: other tags, improper lists, nesting deeper
 //! than [`MAX_DEPTH`] and trailing bytes are typed [`EtfError`]s. Every length
 //! is checked against the input that is left before anything is allocated,
-//! so a forged length cannot make it allocate more than the input justifies.
+//! and lists and tuples grow with the elements actually read, so a forged
+//! length fails fast and memory stays proportional to the input.
 //! `binary_to_term/1` ignores trailing bytes; we refuse them, as a stored
 //! object is exactly one term.
 
@@ -24,6 +25,9 @@ pub const VERSION: u8 = 131;
 pub const MAX_DEPTH: usize = 64;
 /// Longest atom, in characters: Erlang's limit.
 pub const MAX_ATOM_CHARS: usize = 255;
+
+/// Most elements of a list or tuple reserved before they are decoded.
+const PREALLOCATED_ELEMENTS: usize = 1024;
 
 const SMALL_INTEGER_EXT: u8 = 97;
 const INTEGER_EXT: u8 = 98;
@@ -366,7 +370,11 @@ impl<'a> Decoder<'a> {
             return Err(EtfError::TooDeep { offset });
         }
         self.ensure_remaining(count)?;
-        let mut elements = Vec::with_capacity(count);
+        // The count is plausible for the input left, but not yet proven:
+        // nested lists can each claim nearly all of it, and preallocating
+        // every claim would multiply the input by the depth. Beyond a small
+        // start, the vector grows only with elements actually decoded.
+        let mut elements = Vec::with_capacity(count.min(PREALLOCATED_ELEMENTS));
         for _ in 0..count {
             elements.push(self.term(depth + 1)?);
         }
