@@ -108,10 +108,16 @@ impl Entry {
             .ok_or(CodecError::NotFramed)?;
         // Values never contain a raw `|` (it is escaped), so splitting on it
         // cannot cut a value in two.
-        let fields: Vec<&str> = inner.split('|').collect();
-        let [time, from, to, msg] = fields[..] else {
+        let mut fields = inner.split('|');
+        let (Some(time), Some(from), Some(to), Some(msg), None) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
             return Err(CodecError::FieldCount {
-                found: fields.len(),
+                found: inner.split('|').count(),
             });
         };
         let time = field_value(time, 0)?;
