@@ -20,7 +20,7 @@ use crate::records::{decode_archive, encode_archive, merge, Record};
 use crate::riak::{RiakClient, RiakConfig, RiakError};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -188,8 +188,12 @@ impl Archive {
         let conversation = {
             let links = self.links.lock();
             match (links.get(from), links.get(to)) {
-                (Some(link), _) if link.agent == to => Some((from, link.agent.clone(), link.start_us)),
-                (_, Some(link)) if link.agent == from => Some((to, link.agent.clone(), link.start_us)),
+                (Some(link), _) if link.agent == to => {
+                    Some((from, link.agent.clone(), link.start_us))
+                }
+                (_, Some(link)) if link.agent == from => {
+                    Some((to, link.agent.clone(), link.start_us))
+                }
                 _ => None,
             }
         };

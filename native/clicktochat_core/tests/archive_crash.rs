@@ -35,7 +35,12 @@ fn writer_child() {
         // A batch of ten, acknowledged together.
         for _ in 0..10 {
             sent += 1;
-            archive.message(VISITOR, AGENT, &format!("message {sent}"), sent as i64 * 1000);
+            archive.message(
+                VISITOR,
+                AGENT,
+                &format!("message {sent}"),
+                sent as i64 * 1000,
+            );
         }
         archive.sync(Duration::from_secs(30)).expect("sync");
         println!("acknowledged {sent}");

@@ -216,9 +216,18 @@ fn archive_status(env: Env, archive: ArchiveHandle) -> NifResult<Term> {
     Term::map_from_pairs(
         env,
         &[
-            (atoms::committed_entries().encode(env), status.committed_entries.encode(env)),
-            (atoms::pushed_keys().encode(env), status.pushed_keys.encode(env)),
-            (atoms::outbox_keys().encode(env), status.outbox_keys.encode(env)),
+            (
+                atoms::committed_entries().encode(env),
+                status.committed_entries.encode(env),
+            ),
+            (
+                atoms::pushed_keys().encode(env),
+                status.pushed_keys.encode(env),
+            ),
+            (
+                atoms::outbox_keys().encode(env),
+                status.outbox_keys.encode(env),
+            ),
             (atoms::last_error().encode(env), last_error),
         ],
     )
