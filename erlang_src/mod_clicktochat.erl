@@ -296,12 +296,20 @@ clicktochat_conversations(AgentJid) ->
     case agent_instance(AgentJid) of
         {ok, Instance, Agent} ->
             case conversations(Instance, Agent) of
-                {ok, Xml} -> {ok, Xml};
+                {ok, Xml} -> {ok, ascii_xml(Xml)};
                 {error, Why} when is_atom(Why) -> {error, atom_to_binary(Why)};
                 {error, Why} -> {error, Why}
             end;
         {error, Why} -> {error, atom_to_binary(Why)}
     end.
+
+%% ejabberdctl prints results in the node's I/O encoding (latin1 here): with
+%% every non-ASCII character as an XML character reference, the document
+%% reaches any terminal intact.
+ascii_xml(Xml) ->
+    << <<(if C < 128 -> <<C>>;
+             true -> iolist_to_binary(["&#", integer_to_list(C), ";"])
+          end)/binary>> || <<C/utf8>> <= Xml >>.
 
 %% The instance whose helpdesk host the agent's JID belongs to.
 -spec agent_instance(binary()) -> {ok, #instance{}, binary()} | {error, atom()}.

@@ -23,6 +23,7 @@ def unescape(value):
 
 
 def xml_unescape(text):
+    text = re.sub(r"&#(\d+);", lambda m: chr(int(m.group(1))), text)
     return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
             .replace("&apos;", "'").replace("&amp;", "&"))
 
@@ -101,7 +102,7 @@ def test_conversations_endpoint_errors(server, http):
                                    "<reason>unknown_agent</reason></conversations>")
     status, _, _ = http.request("GET", "/clicktochat/conversations/" + BYSTANDER + "@" + CLIENT_HOST)
     assert status == 404
-    status, _, _ = http.request("GET", "/clicktochat/conversations/not a jid@@")
+    status, _, _ = http.request("GET", "/clicktochat/conversations/not%20a%20jid@@")
     assert status == 404
     status, headers, _ = http.request("POST", "/clicktochat/conversations/" + agent_jid("agent1"), "x")
     assert (status, headers["Allow"]) == (405, "GET")
