@@ -25,7 +25,7 @@
 -export([instance_for/1, register_visitor/3, connected_agents/1, conversations/2,
          agent_instance/1, may_read_conversations/2]).
 %% ejabberdctl commands.
--export([get_commands_spec/0, clicktochat_conversations/1]).
+-export([get_commands_spec/0, clicktochat_conversations/1, clicktochat_status/1]).
 
 -include("logger.hrl").
 -include("xmpp.hrl").
@@ -290,7 +290,34 @@ get_commands_spec() ->
         args_desc = ["Bare JID of the helpdesk agent"],
         args_example = [<<"agent1@helpdesk.example.com">>],
         result = {res, restuple},
-        result_desc = "The archive, as GET /clicktochat/conversations/<agent> returns it"}].
+        result_desc = "The archive, as GET /clicktochat/conversations/<agent> returns it"},
+     #ejabberd_commands{
+        name = clicktochat_status, tags = [clicktochat],
+        desc = "Print the rotation and the archive writer's state of a client host",
+        module = ?MODULE, function = clicktochat_status,
+        args = [{host, binary}],
+        args_desc = ["The client_host of a mod_clicktochat instance"],
+        args_example = [<<"clients.example.com">>],
+        result = {res, restuple},
+        result_desc = "queue (agents in rotation order), loads, archive counters"}].
+
+clicktochat_status(ClientHost) ->
+    case persistent_term:get({?MODULE, client, jid:nameprep(ClientHost)}, undefined) of
+        undefined -> {error, <<"no mod_clicktochat instance on that host">>};
+        #instance{rotation = Rotation, archive = Archive} ->
+            Archived = clicktochat_nif:archive_status(Archive),
+            {ok, iolist_to_binary(
+                   [io_lib:format("queue: ~ts~n", [lists:join(" ", clicktochat_nif:queue(Rotation))]),
+                    io_lib:format("loads: ~ts~n",
+                                  [lists:join(" ", [[A, "=", integer_to_list(N)]
+                                                    || {A, N} <- clicktochat_nif:loads(Rotation)])]),
+                    [io_lib:format("archive_~ts: ~ts~n", [K, status_value(maps:get(K, Archived))])
+                     || K <- lists:sort(maps:keys(Archived))]])}
+    end.
+
+status_value(nil) -> "none";
+status_value(N) when is_integer(N) -> integer_to_list(N);
+status_value(Text) -> Text.
 
 clicktochat_conversations(AgentJid) ->
     case agent_instance(AgentJid) of

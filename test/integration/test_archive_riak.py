@@ -77,6 +77,12 @@ def seed_structure(value):
     return records
 
 
+def archive_status(server):
+    """`ejabberdctl clicktochat_status` as a dict."""
+    lines = server.ctl("clicktochat_status", CLIENT_HOST).splitlines()
+    return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
 def messages_of(entries):
     return [tuple(unescape(v) for v in ENTRY.fullmatch(e).groups()[1:]) for e in entries]
 
@@ -163,6 +169,11 @@ def test_riak_outage_during_a_burst_loses_and_duplicates_nothing(riak):
         burst(0, 10)
         stand_in.stop()
         burst(10, 20)
+        # The writer has met the outage and keeps the entries in its outbox.
+        status = wait_for(lambda: (s := archive_status(server_a))["archive_outbox_keys"] != "0"
+                          and s["archive_last_error"].startswith("riak") and s, 30,
+                          "the writer to report Riak unreachable with entries waiting")
+        assert int(status["archive_committed_entries"]) >= 20
         stand_in.start()
         burst(20, 30)
 
@@ -174,6 +185,8 @@ def test_riak_outage_during_a_burst_loses_and_duplicates_nothing(riak):
             return mine and len(mine[0][2]) >= len(sent) and mine[0]
         record = wait_for(stored, 90, "every message of the burst to reach Riak")
         assert messages_of(record[2]) == sent
+        wait_for(lambda: archive_status(server_a)["archive_outbox_keys"] == "0", 30,
+                 "the outbox to be empty once everything is in Riak")
     finally:
         agent.disconnect()
         visitor.disconnect()
