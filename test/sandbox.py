@@ -72,6 +72,8 @@ access_rules:
     allow: all
   c2s:
     allow: all
+  clicktochat_nobody:
+    deny: all
 modules:
   mod_ping: {{}}
   mod_clicktochat:

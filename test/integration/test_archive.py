@@ -112,6 +112,27 @@ def test_conversations_endpoint_errors(server, http):
                                    f"agent=\"{agent_jid('agent4')}\"></conversations>")
 
 
+def test_conversations_access_rule_is_enforced(server, http):
+    path = "/clicktochat/conversations/" + agent_jid("agent1")
+    assert http.request("GET", path)[0] == 200  # default: loopback may read
+    started = server.count_in_log("mod_clicktochat: visitors on")
+    server.write_config(conversations_access="clicktochat_nobody")  # deny: all
+    try:
+        server.ctl("reload_config")
+        wait_for(lambda: server.count_in_log("mod_clicktochat: visitors on") > started, 30,
+                 "mod_clicktochat to restart with the access rule")
+        status, _, body = http.request("GET", path)
+        assert (status, body) == (403, "<?xml version='1.0'?><conversations><status>error"
+                                       "</status><reason>forbidden</reason></conversations>")
+    finally:
+        started = server.count_in_log("mod_clicktochat: visitors on")
+        server.write_config(conversations_access=None)
+        server.ctl("reload_config")
+        wait_for(lambda: server.count_in_log("mod_clicktochat: visitors on") > started, 30,
+                 "mod_clicktochat to restart with the suite's options")
+    assert http.request("GET", path)[0] == 200
+
+
 @pytest.fixture
 def crash_server():
     sandbox = Sandbox("crash", 15225, 15283, {"max_sessions": 2})

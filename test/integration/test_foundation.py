@@ -214,11 +214,12 @@ def test_visitor_that_never_logs_in_is_removed_after_visitor_ttl(server, http, c
 
 
 def test_module_reload_keeps_the_rotation(server, http, connect):
-    connect_agents(connect, ["agent1", "agent2", "agent3"])
+    agent1, _, _ = connect_agents(connect, ["agent1", "agent2", "agent3"])
     first, second = visitor_name(), visitor_name()
     assert register_agent(http, first) == agent_jid("agent1")
     assert register_agent(http, second) == agent_jid("agent2")
     visitor = connect(f"{first}@{CLIENT_HOST}", "visitor-secret")
+    visitor.send(agent_jid("agent1"), "before the reload")
 
     started = server.count_in_log("mod_clicktochat: visitors on")
     server.write_config(visitor_ttl=VISITOR_TTL + 1)
@@ -232,6 +233,15 @@ def test_module_reload_keeps_the_rotation(server, http, connect):
         assert remaining == {agent_jid("agent1"): 1, agent_jid("agent2"): 1,
                              agent_jid("agent3"): 2}
         assert_error(http.register(visitor_name()), 503, "register", "no_agent_available")
+        # The conversation in flight goes on in the same archive record.
+        visitor.send(agent_jid("agent1"), "after the reload")
+        assert [m["body"] for m in (agent1.receive(), agent1.receive())] == [
+            "before the reload", "after the reload"]
+        status, _, body = http.request("GET", "/clicktochat/conversations/" + agent_jid("agent1"))
+        assert status == 200
+        record = re.search(f"<user>{first}@{CLIENT_HOST}</user><conversation>(.*?)</conversation>",
+                           body).group(1)
+        assert re.findall(r"msg\^([^|]*)\|", record) == ["before the reload", "after the reload"]
         # A visitor from before the reload still ends properly.
         visitor.disconnect()
         wait_for(lambda: first not in server.registered_users(), 20,

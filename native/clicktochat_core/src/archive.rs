@@ -19,7 +19,7 @@ use crate::conversation::Entry;
 use crate::records::{decode_archive, encode_archive, merge, Record};
 use crate::riak::{RiakClient, RiakConfig, RiakError};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -115,7 +115,9 @@ enum Command {
 }
 
 pub struct Archive {
-    db: Arc<Database>,
+    /// Taken by `close`, so that the file is released even while Erlang
+    /// still holds a reference to this archive.
+    db: RwLock<Option<Arc<Database>>>,
     store: Store,
     sender: Sender<Command>,
     links: Mutex<HashMap<String, Link>>,
@@ -129,7 +131,7 @@ impl Archive {
         if let Some(dir) = config.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| ArchiveError::Db(e.into()))?;
         }
-        let db = Arc::new(Database::create(&config.path)?);
+        let db = Arc::new(create_database(&config.path)?);
         let txn = db.begin_write()?;
         txn.open_table(CONVERSATIONS)?;
         let outbox_keys = txn.open_table(OUTBOX)?.len()?;
@@ -157,7 +159,7 @@ impl Archive {
             .spawn(move || writer.run(receiver))
             .map_err(|e| ArchiveError::Db(e.into()))?;
         Ok(Archive {
-            db,
+            db: RwLock::new(Some(db)),
             store: config.store,
             sender,
             links: Mutex::new(HashMap::new()),
@@ -233,7 +235,8 @@ impl Archive {
     /// The agent's archived conversations: from the redb file, or from Riak
     /// (siblings merged) plus what still waits in the outbox. Blocking I/O.
     pub fn read(&self, agent: &str) -> Result<Vec<Record>, ArchiveError> {
-        let txn = self.db.begin_read()?;
+        let db = self.db.read().clone().ok_or(ArchiveError::Closed)?;
+        let txn = db.begin_read()?;
         match &self.store {
             Store::Embedded => {
                 let table = txn.open_table(CONVERSATIONS)?;
@@ -278,12 +281,27 @@ impl Archive {
         if let Some(handle) = self.writer.lock().take() {
             let _ = handle.join();
         }
+        self.db.write().take();
     }
 }
 
 impl Drop for Archive {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Opens or creates the file. A module restart may open it while a read of
+/// the previous instance still holds it for a moment: retry briefly.
+fn create_database(path: &std::path::Path) -> Result<Database, ArchiveError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Database::create(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => return Ok(result?),
+        }
     }
 }
 
@@ -516,5 +534,58 @@ impl Pusher {
         txn.open_table(OUTBOX)?.remove(key)?;
         txn.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(path: &std::path::Path) -> ArchiveConfig {
+        ArchiveConfig {
+            path: path.to_owned(),
+            store: Store::Embedded,
+        }
+    }
+
+    #[test]
+    fn close_releases_the_file_while_the_archive_is_still_referenced() {
+        let dir = std::env::temp_dir().join(format!("clicktochat-reopen-{}", std::process::id()));
+        let path = dir.join("a.redb");
+        let first = Archive::open(config(&path)).expect("open");
+        first.link("v@c", "a@h", 0);
+        assert_eq!(first.message("v@c", "a@h", "hi", 1), Captured::Recorded);
+        first.close();
+        // A module restart opens the same file before the old one is dropped.
+        let second = Archive::open(config(&path)).expect("reopen after close");
+        assert_eq!(second.read("a@h").expect("read")[0].entries[0].msg, "hi");
+        assert!(matches!(first.read("a@h"), Err(ArchiveError::Closed)));
+        assert_eq!(first.message("v@c", "a@h", "late", 2), Captured::Closed);
+        drop(first);
+        drop(second);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_messages_between_a_visitor_and_its_agent_are_recorded() {
+        let dir = std::env::temp_dir().join(format!("clicktochat-links-{}", std::process::id()));
+        let archive = Archive::open(config(&dir.join("a.redb"))).expect("open");
+        archive.link("v@c", "a@h", 5);
+        assert_eq!(archive.message("v@c", "a@h", "1", 10), Captured::Recorded);
+        assert_eq!(archive.message("a@h", "v@c", "2", 11), Captured::Recorded);
+        assert_eq!(archive.message("v@c", "b@h", "3", 12), Captured::Ignored);
+        assert_eq!(archive.message("b@h", "v@c", "4", 13), Captured::Ignored);
+        assert_eq!(archive.message("x@c", "a@h", "5", 14), Captured::Ignored);
+        assert!(archive.unlink("v@c"));
+        assert_eq!(archive.message("v@c", "a@h", "6", 15), Captured::Ignored);
+        archive.sync(Duration::from_secs(10)).expect("sync");
+        let records = archive.read("a@h").expect("read");
+        assert_eq!(records.len(), 1);
+        assert_eq!((records[0].start_us, records[0].user.as_str()), (5, "v@c"));
+        let said: Vec<&str> = records[0].entries.iter().map(|e| e.msg.as_str()).collect();
+        assert_eq!(said, ["1", "2"]);
+        assert_eq!(archive.status().committed_entries, 2);
+        drop(archive);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
