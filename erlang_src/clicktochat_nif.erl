@@ -10,7 +10,8 @@
          pick/1, release/2, restore/2, queue/1, loads/1,
          parse_registration/1, render_register_ok/2, render_list/1, render_error/2,
          archive_open/2, archive_link/4, archive_unlink/2, archive_message/4,
-         archive_sync/2, archive_read_xml/2, archive_status/1, archive_close/1]).
+         archive_sync/2, archive_read_xml/2, archive_status/1, archive_close/1,
+         archive_agent_of/2, ratelimit_new/1, ratelimit_allow/2]).
 
 -on_load(load/0).
 
@@ -21,7 +22,8 @@
        pick/1, release/2, restore/2, queue/1, loads/1,
        parse_registration/1, render_register_ok/2, render_list/1, render_error/2,
        archive_open/2, archive_link/4, archive_unlink/2, archive_message/4,
-       archive_sync/2, archive_read_xml/2, archive_status/1, archive_close/1]).
+       archive_sync/2, archive_read_xml/2, archive_status/1, archive_close/1,
+       archive_agent_of/2, ratelimit_new/1, ratelimit_allow/2]).
 
 load() ->
     Ebin = filename:dirname(code:which(?MODULE)),
@@ -104,6 +106,19 @@ archive_status(_Archive) -> not_loaded().
 %% Commits what is pending, stops the writer, releases the file. Dirty I/O.
 -spec archive_close(archive()) -> ok.
 archive_close(_Archive) -> not_loaded().
+
+%% The agent of a linked visitor (bare JIDs).
+-spec archive_agent_of(archive(), binary()) -> {ok, binary()} | none.
+archive_agent_of(_Archive, _Visitor) -> not_loaded().
+
+-type ratelimit() :: reference().
+
+%% At most PerMinute registrations per address per minute (0: no limit).
+-spec ratelimit_new(non_neg_integer()) -> ratelimit().
+ratelimit_new(_PerMinute) -> not_loaded().
+
+-spec ratelimit_allow(ratelimit(), binary()) -> boolean().
+ratelimit_allow(_Limiter, _Address) -> not_loaded().
 
 not_loaded() ->
     erlang:nif_error({not_loaded, ?MODULE}).

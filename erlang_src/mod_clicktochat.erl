@@ -20,10 +20,10 @@
          code_change/3]).
 %% Hooks.
 -export([agent_presence_set/4, agent_presence_unset/4, visitor_session_closed/3,
-         message_sent/1]).
+         message_sent/1, visitor_sends/1, visitor_receives/1]).
 %% Used by mod_http_clicktochat.
 -export([instance_for/1, register_visitor/3, connected_agents/1, conversations/2,
-         agent_instance/1, may_read_conversations/2]).
+         agent_instance/1, may_read_conversations/2, admit_registration/3]).
 %% ejabberdctl commands.
 -export([get_commands_spec/0, clicktochat_conversations/1, clicktochat_status/1]).
 
@@ -43,9 +43,15 @@
          helpdesk_host :: binary(),
          rotation :: reference(),
          archive :: reference(),
-         conversations_access :: atom() | list() | undefined}).
+         conversations_access :: atom() | list() | undefined,
+         registration_limiter :: reference(),
+         registrations_per_minute :: non_neg_integer(),
+         trusted_proxies :: [{inet:ip_address(), non_neg_integer()}],
+         max_visitors :: pos_integer()}).
 
 -define(HOOK_SEQ, 50).
+%% Before anything else sees a visitor's stanza (lower runs first).
+-define(GUARD_SEQ, 10).
 -define(SYNC_TIMEOUT, 10000).
 
 %%%===================================================================
@@ -114,7 +120,10 @@ mod_opt_type(store) -> econf:enum([embedded, riak]);
 mod_opt_type(riak_cluster) -> econf:non_empty(econf:list(econf:binary("^[^:]+:[0-9]+$")));
 mod_opt_type(riak_bucket) -> econf:binary("^.+$");
 mod_opt_type(conversations_access) -> econf:acl();
-mod_opt_type(config_file) -> econf:file().
+mod_opt_type(config_file) -> econf:file();
+mod_opt_type(max_registrations_per_minute) -> econf:non_neg_int();
+mod_opt_type(trusted_proxies) -> econf:list(econf:ip_mask());
+mod_opt_type(max_visitors) -> econf:pos_int().
 
 mod_options(_Host) ->
     [{client_host, undefined},
@@ -126,7 +135,10 @@ mod_options(_Host) ->
      {riak_cluster, undefined},
      {riak_bucket, <<"clicktochat">>},
      {conversations_access, undefined},
-     {config_file, undefined}].
+     {config_file, undefined},
+     {max_registrations_per_minute, 60},
+     {trusted_proxies, []},
+     {max_visitors, 10000}].
 
 mod_doc() ->
     #{desc =>
@@ -174,7 +186,20 @@ mod_doc() ->
             #{value => "Path",
               desc => <<"The original project's clicktochat.conf (Erlang terms "
                         "host_client, host_helpdesk, max_sessions, riak_cluster), "
-                        "read at start; options set here take precedence.">>}}]}.
+                        "read at start; options set here take precedence.">>}},
+           {max_registrations_per_minute,
+            #{value => "non_neg_integer()",
+              desc => <<"Registrations one client address may attempt per minute "
+                        "(429 beyond; 0: no limit). The default value is 60.">>}},
+           {trusted_proxies,
+            #{value => "[IP | IP/Bits]",
+              desc => <<"Reverse proxies whose X-Forwarded-For header names the "
+                        "client address; from anyone else the header is ignored. "
+                        "The default value is [].">>}},
+           {max_visitors,
+            #{value => "pos_integer()",
+              desc => <<"Most visitor accounts alive at once (503 beyond). "
+                        "The default value is 10000.">>}}]}.
 
 %%%===================================================================
 %%% API for mod_http_clicktochat
@@ -198,10 +223,12 @@ instance_for(RequestHost) ->
 -spec register_visitor(#instance{}, binary(), binary()) ->
           {ok, binary(), binary()} | {error, atom()}.
 register_visitor(#instance{client_host = ClientHost, rotation = Rotation,
-                           archive = Archive},
+                           archive = Archive} = Instance,
                  User, Password) ->
+    Live = mnesia:table_info(clicktochat_visitor, size),
     case jid:nodeprep(User) of
         LUser when LUser == error; LUser == <<>> -> {error, invalid_username};
+        _ when Live >= Instance#instance.max_visitors -> {error, too_many_visitors};
         LUser ->
             case clicktochat_nif:pick(Rotation) of
                 none -> {error, no_agent_available};
@@ -247,6 +274,45 @@ connected_agents(#instance{helpdesk_host = HelpdeskHost}) ->
 
 %% The agent's archived conversations as an XML document, once everything
 %% captured so far is committed. Blocking I/O: runs on dirty I/O schedulers.
+%% Counts a registration attempt against the client's address: the peer,
+%% or, when the peer is a trusted proxy, the address X-Forwarded-For gives
+%% (the nearest one that is not itself a trusted proxy).
+-spec admit_registration(#instance{}, inet:ip_address(), [{atom() | binary(), binary()}]) ->
+          ok | {rate_limited, pos_integer()}.
+admit_registration(#instance{registrations_per_minute = 0}, _Peer, _Headers) ->
+    ok;
+admit_registration(#instance{registration_limiter = Limiter, registrations_per_minute = PerMinute,
+                             trusted_proxies = Trusted}, Peer, Headers) ->
+    Client = client_address(Peer, forwarded_for(Headers), Trusted),
+    case clicktochat_nif:ratelimit_allow(Limiter, list_to_binary(inet:ntoa(Client))) of
+        true -> ok;
+        false -> {rate_limited, max(1, 60 div PerMinute)}
+    end.
+
+forwarded_for(Headers) ->
+    lists:append([[string:trim(A) || A <- binary:split(V, <<",">>, [global])]
+                  || {K, V} <- Headers,
+                     string:lowercase(to_binary(K)) == <<"x-forwarded-for">>]).
+
+to_binary(A) when is_atom(A) -> atom_to_binary(A);
+to_binary(B) -> B.
+
+client_address(Peer, Forwarded, Trusted) ->
+    case is_trusted(Peer, Trusted) of
+        false -> Peer;
+        true ->
+            %% Right to left: each trusted hop vouches for the one before it.
+            Parsed = [A || {ok, A} <- [inet:parse_strict_address(binary_to_list(F))
+                                       || F <- lists:reverse(Forwarded)]],
+            case lists:dropwhile(fun(A) -> is_trusted(A, Trusted) end, Parsed) of
+                [Client | _] -> Client;
+                [] -> Peer
+            end
+    end.
+
+is_trusted(IP, Trusted) ->
+    lists:any(fun({Net, Bits}) -> misc:match_ip_mask(IP, Net, Bits) end, Trusted).
+
 %% An agent with neither an account nor an archive is unknown.
 -spec conversations(#instance{}, binary()) -> {ok, binary()} | {error, binary() | unknown_agent}.
 conversations(#instance{archive = Archive}, AgentJid) ->
@@ -402,6 +468,79 @@ message_sent({#message{type = Type, body = [_ | _] = Body,
 message_sent(Acc) ->
     Acc.
 
+%% user_send_packet on the client host: a visitor talks to its agent, to
+%% itself and to its server (pings, roster, disco), and to nobody else; it
+%% cannot change its password, remove or register accounts (jabber:iq:register),
+%% subscribe to anyone or join rooms. Throw-away accounts are no spam relay.
+visitor_sends({Pkt, #{jid := #jid{luser = U, lserver = S}} = State} = Acc)
+  when is_tuple(Pkt) ->
+    case visitor_agent(U, S) of
+        none -> Acc;
+        {ok, Agent} ->
+            case may_send(Pkt, U, S, Agent) of
+                true -> Acc;
+                false ->
+                    refuse(Pkt, <<"A visitor may only talk to its agent">>),
+                    {drop, State}
+            end
+    end;
+visitor_sends(Acc) ->
+    Acc.
+
+%% user_receive_packet on the client host: only its agent and its server
+%% reach a visitor.
+visitor_receives({Pkt, #{jid := #jid{luser = U, lserver = S}} = State} = Acc)
+  when is_tuple(Pkt) ->
+    case visitor_agent(U, S) of
+        none -> Acc;
+        {ok, Agent} ->
+            %% Our own bounces (refuse/2) come from whoever the visitor wrote to.
+            Refusal = xmpp:get_meta(Pkt, clicktochat_refusal, false),
+            case xmpp:get_from(Pkt) of
+                _ when Refusal -> Acc;
+                #jid{luser = <<>>, lserver = S} -> Acc;
+                #jid{luser = U, lserver = S} -> Acc;
+                #jid{} = From ->
+                    case jid:encode(jid:remove_resource(From)) of
+                        Agent -> Acc;
+                        _ ->
+                            refuse(Pkt, <<"This visitor only talks to its agent">>),
+                            {drop, State}
+                    end;
+                _ -> Acc
+            end
+    end;
+visitor_receives(Acc) ->
+    Acc.
+
+visitor_agent(U, S) ->
+    case persistent_term:get({?MODULE, client, S}, undefined) of
+        #instance{archive = Archive} ->
+            clicktochat_nif:archive_agent_of(Archive, jid:encode({U, S, <<>>}));
+        undefined -> none
+    end.
+
+may_send(Pkt, U, S, Agent) ->
+    case xmpp:get_to(Pkt) of
+        #jid{luser = U, lserver = S} -> true;
+        #jid{luser = <<>>, lserver = S} -> not is_account_management(Pkt);
+        #jid{} = To -> jid:encode(jid:remove_resource(To)) == Agent;
+        undefined -> true
+    end.
+
+is_account_management(#iq{type = set} = IQ) ->
+    lists:any(fun(El) -> xmpp:get_ns(El) == <<"jabber:iq:register">> end, xmpp:get_els(IQ));
+is_account_management(_) -> false.
+
+%% Bounces a not-allowed error to the sender, except for stanzas that must
+%% never be answered (errors, IQ results, unavailable presence).
+refuse(#iq{type = T}, _Text) when T == result; T == error -> ok;
+refuse(#message{type = error}, _Text) -> ok;
+refuse(#presence{type = T}, _Text) when T == error; T == unavailable -> ok;
+refuse(Pkt, Text) ->
+    Bounce = xmpp:make_error(Pkt, xmpp:err_not_allowed(Text, xmpp:get_lang(Pkt))),
+    ejabberd_router:route(xmpp:put_meta(Bounce, clicktochat_refusal, true)).
+
 archive_of(Server) ->
     case persistent_term:get({?MODULE, client, Server}, undefined) of
         #instance{archive = Archive} -> Archive;
@@ -460,10 +599,15 @@ init([ClientHost, Opts]) ->
                             {attributes, record_info(fields, clicktochat_visitor)}]),
     ok = mnesia:wait_for_tables([clicktochat_visitor], timer:seconds(30)),
     Archive = open_archive(ClientHost, Opts),
+    PerMinute = gen_mod:get_opt(max_registrations_per_minute, Opts),
     Instance = #instance{client_host = ClientHost, helpdesk_host = HelpdeskHost,
                          rotation = clicktochat_nif:new(gen_mod:get_opt(max_sessions, Opts)),
                          archive = Archive,
-                         conversations_access = gen_mod:get_opt(conversations_access, Opts)},
+                         conversations_access = gen_mod:get_opt(conversations_access, Opts),
+                         registration_limiter = clicktochat_nif:ratelimit_new(PerMinute),
+                         registrations_per_minute = PerMinute,
+                         trusted_proxies = gen_mod:get_opt(trusted_proxies, Opts),
+                         max_visitors = gen_mod:get_opt(max_visitors, Opts)},
     %% Hooks first, then the rebuild: an event racing the rebuild is applied
     %% twice at worst, and every rotation operation is idempotent.
     publish(Instance),
@@ -613,6 +757,8 @@ add_hooks(#instance{client_host = C, helpdesk_host = H}) ->
     ejabberd_hooks:add(unset_presence_hook, H, ?MODULE, agent_presence_unset, ?HOOK_SEQ),
     ejabberd_hooks:add(sm_remove_connection_hook, C, ?MODULE, visitor_session_closed,
                        ?HOOK_SEQ),
+    ejabberd_hooks:add(user_send_packet, C, ?MODULE, visitor_sends, ?GUARD_SEQ),
+    ejabberd_hooks:add(user_receive_packet, C, ?MODULE, visitor_receives, ?GUARD_SEQ),
     ejabberd_hooks:add(user_send_packet, C, ?MODULE, message_sent, ?HOOK_SEQ),
     ejabberd_hooks:add(user_send_packet, H, ?MODULE, message_sent, ?HOOK_SEQ).
 
@@ -621,6 +767,8 @@ remove_hooks(#instance{client_host = C, helpdesk_host = H}) ->
     ejabberd_hooks:delete(unset_presence_hook, H, ?MODULE, agent_presence_unset, ?HOOK_SEQ),
     ejabberd_hooks:delete(sm_remove_connection_hook, C, ?MODULE, visitor_session_closed,
                           ?HOOK_SEQ),
+    ejabberd_hooks:delete(user_send_packet, C, ?MODULE, visitor_sends, ?GUARD_SEQ),
+    ejabberd_hooks:delete(user_receive_packet, C, ?MODULE, visitor_receives, ?GUARD_SEQ),
     ejabberd_hooks:delete(user_send_packet, C, ?MODULE, message_sent, ?HOOK_SEQ),
     ejabberd_hooks:delete(user_send_packet, H, ?MODULE, message_sent, ?HOOK_SEQ).
 

@@ -12,9 +12,20 @@
 
 -define(XML_HEADERS, [{<<"Content-Type">>, <<"text/xml; charset=utf-8">>}]).
 
--spec process([binary()], #request{}) -> {pos_integer(), list(), binary()}.
-process([<<"register">>], #request{method = 'POST', data = Body, host = Host}) ->
-    with_instance(Host, register, fun(Instance) -> register_visitor(Instance, Body) end);
+-spec process([binary()], #request{}) ->
+          {pos_integer(), list(), binary()} | {pos_integer(), binary(), list(), binary()}.
+process([<<"register">>], #request{method = 'POST', data = Body, host = Host, ip = {IP, _},
+                                   headers = Headers}) ->
+    with_instance(Host, register,
+                  fun(Instance) ->
+                          case mod_clicktochat:admit_registration(Instance, IP, Headers) of
+                              ok -> register_visitor(Instance, Body);
+                              {rate_limited, RetryAfter} ->
+                                  with_header(error_reply(429, register, rate_limited),
+                                              {<<"Retry-After">>,
+                                               integer_to_binary(RetryAfter)})
+                          end
+                  end);
 process([<<"register">>], _Request) ->
     method_not_allowed(register, <<"POST">>);
 process([<<"list">>], #request{method = Method, host = Host, q = Query})
@@ -49,8 +60,9 @@ register_visitor(Instance, Body) ->
             case mod_clicktochat:register_visitor(Instance, User, Password) of
                 {ok, VisitorJid, AgentJid} ->
                     {201, ?XML_HEADERS, clicktochat_nif:render_register_ok(VisitorJid, AgentJid)};
-                {error, no_agent_available} ->
-                    error_reply(503, register, no_agent_available);
+                {error, Reason} when Reason == no_agent_available;
+                                     Reason == too_many_visitors ->
+                    error_reply(503, register, Reason);
                 {error, Reason} when Reason == internal_error; Reason == db_failure ->
                     error_reply(500, register, Reason);
                 {error, Reason} ->
@@ -84,8 +96,15 @@ with_instance(Host, Root, Fun) ->
     end.
 
 method_not_allowed(Root, Allowed) ->
-    {405, Headers, Body} = error_reply(405, Root, method_not_allowed),
-    {405, [{<<"Allow">>, Allowed} | Headers], Body}.
+    with_header(error_reply(405, Root, method_not_allowed), {<<"Allow">>, Allowed}).
 
+%% With the reason phrase: ejabberd_http 23.01 knows none for 429, and
+%% crashes the connection on a status it cannot name.
 error_reply(Status, Root, Reason) ->
-    {Status, ?XML_HEADERS, clicktochat_nif:render_error(Root, Reason)}.
+    {Status, phrase(Status), ?XML_HEADERS, clicktochat_nif:render_error(Root, Reason)}.
+
+with_header({Status, Phrase, Headers, Body}, Header) ->
+    {Status, Phrase, [Header | Headers], Body}.
+
+phrase(429) -> <<"Too Many Requests">>;
+phrase(_) -> <<>>.    % ejabberd_http's own

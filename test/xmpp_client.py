@@ -7,6 +7,8 @@ import asyncio
 import atexit
 import threading
 
+import xml.etree.ElementTree as ET
+
 import slixmpp
 
 DEADLINE = 20  # seconds for any single network step
@@ -61,6 +63,7 @@ class Client:
 
     async def _connect(self, jid, password, port, show, presence):
         self.messages = asyncio.Queue()
+        self.presence_errors = asyncio.Queue()
         xmpp = slixmpp.ClientXMPP(jid, password)
         # Loopback test server without TLS: allow SASL PLAIN in the clear.
         xmpp["feature_mechanisms"].unencrypted_plain = True
@@ -73,7 +76,11 @@ class Client:
         xmpp.add_event_handler(
             "connection_failed", lambda e: started.done() or started.set_exception(
                 ConnectionError(f"connection failed for {jid}: {e}")))
-        xmpp.add_event_handler("message", self.messages.put_nowait)
+        # An error with a body fires both events: take errors from one only.
+        xmpp.add_event_handler(
+            "message", lambda m: m["type"] == "error" or self.messages.put_nowait(m))
+        xmpp.add_event_handler("message_error", self.messages.put_nowait)
+        xmpp.add_event_handler("presence_error", self.presence_errors.put_nowait)
         xmpp.connect(address=("127.0.0.1", port), disable_starttls=True,
                      force_starttls=False, use_ssl=False)
         await started
@@ -96,6 +103,40 @@ class Client:
         except slixmpp.exceptions.IqError:
             pass  # an error reply is still a reply
 
+    def barrier(self):
+        """Returns once everything the server routed to this client before
+        now has been received (the server answers a ping after it)."""
+        self.loop.run(self._barrier())
+
+    def pending_messages(self):
+        """Messages received and not yet taken by receive()."""
+        return self.messages.qsize()
+
+    def send_presence(self, to, ptype=None):
+        async def send():
+            self.xmpp.send_presence(pto=to, ptype=ptype)
+            await self._barrier()
+        self.loop.run(send())
+
+    def presence_error(self, timeout=DEADLINE):
+        """The next presence error: (from, error condition)."""
+        async def receive():
+            presence = await self.presence_errors.get()
+            return str(presence["from"]), presence["error"]["condition"]
+        return self.loop.run(receive(), timeout)
+
+    def iq(self, to, itype, payload):
+        """Sends an IQ with an XML payload; (type, error condition or None)."""
+        async def send():
+            iq = self.xmpp.make_iq(ito=to, itype=itype)
+            iq.append(ET.fromstring(payload))
+            try:
+                reply = await iq.send(timeout=DEADLINE)
+                return reply["type"], None
+            except slixmpp.exceptions.IqError as error:
+                return "error", error.iq["error"]["condition"]
+        return self.loop.run(send())
+
     def set_show(self, show):
         """show: None (available), 'chat', 'away', 'xa' or 'dnd'."""
         self.loop.run(self._presence(show))
@@ -113,11 +154,11 @@ class Client:
         self.loop.run(send())
 
     def receive(self, timeout=DEADLINE):
-        """The next message with a body (chat states etc. are skipped)."""
+        """The next message with a body, or error (chat states etc. are skipped)."""
         async def receive():
             while True:
                 message = await self.messages.get()
-                if message["body"]:
+                if message["body"] or message["type"] == "error":
                     return message
         return self.loop.run(receive(), timeout)
 

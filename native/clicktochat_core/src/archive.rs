@@ -184,6 +184,14 @@ impl Archive {
         self.links.lock().remove(visitor).is_some()
     }
 
+    /// The agent a linked visitor belongs to.
+    pub fn agent_of(&self, visitor: &str) -> Option<String> {
+        self.links
+            .lock()
+            .get(visitor)
+            .map(|link| link.agent.clone())
+    }
+
     /// Records a message if it is between a visitor and its own agent
     /// (bare JIDs), in either direction. Never blocks.
     pub fn message(&self, from: &str, to: &str, msg: &str, time_us: i64) -> Captured {

@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod conversation;
 pub mod etf;
+pub mod ratelimit;
 pub mod records;
 pub mod registration;
 pub mod render;

@@ -7,11 +7,13 @@
 //! raise `badarg`; nothing here unwraps caller input.
 
 use clicktochat_core::archive::{Archive, ArchiveConfig, Captured, Store};
+use clicktochat_core::ratelimit::RateLimiter;
 use clicktochat_core::riak::RiakConfig;
 use clicktochat_core::{parse_registration, render, Release, Rotation};
 use parking_lot::Mutex;
 use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, ResourceArc, Term};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod atoms {
     rustler::atoms! {
@@ -237,6 +239,38 @@ fn archive_status(env: Env, archive: ArchiveHandle) -> NifResult<Term> {
 fn archive_close(archive: ArchiveHandle) -> Atom {
     archive.0.close();
     atoms::ok()
+}
+
+#[rustler::nif]
+fn archive_agent_of<'a>(env: Env<'a>, archive: ArchiveHandle, visitor: &str) -> Term<'a> {
+    match archive.0.agent_of(visitor) {
+        Some(agent) => (atoms::ok(), agent).encode(env),
+        None => atoms::none().encode(env),
+    }
+}
+
+/// Registrations per client address per minute, one limiter per client host.
+pub struct RateLimitResource(Mutex<RateLimiter>);
+
+#[rustler::resource_impl]
+impl rustler::Resource for RateLimitResource {}
+
+impl std::panic::RefUnwindSafe for RateLimitResource {}
+
+#[rustler::nif]
+fn ratelimit_new(per_minute: u32) -> ResourceArc<RateLimitResource> {
+    ResourceArc::new(RateLimitResource(Mutex::new(RateLimiter::new(per_minute))))
+}
+
+/// true if `address` may register now; false when over its limit.
+#[rustler::nif]
+fn ratelimit_allow(limiter: ResourceArc<RateLimitResource>, address: &str) -> bool {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let now_ms = EPOCH.get_or_init(Instant::now).elapsed().as_millis();
+    limiter
+        .0
+        .lock()
+        .allow(address, u64::try_from(now_ms).unwrap_or(u64::MAX))
 }
 
 rustler::init!("clicktochat_nif");
