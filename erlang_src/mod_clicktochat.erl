@@ -20,7 +20,7 @@
          code_change/3]).
 %% Hooks.
 -export([agent_presence_set/4, agent_presence_unset/4, visitor_session_closed/3,
-         message_sent/1, visitor_sends/1, visitor_receives/1]).
+         message_sent/1, visitor_sends/1, visitor_receives/1, visitor_stream_ended/2]).
 %% Used by mod_http_clicktochat.
 -export([instance_for/1, register_visitor/3, connected_agents/1, conversations/2,
          agent_instance/1, may_read_conversations/2, admit_registration/3]).
@@ -553,11 +553,35 @@ archive_of(Server) ->
 
 %% sm_remove_connection_hook on the client host: the session is already gone
 %% from ejabberd_sm, so no resource left means the visitor's last one ended.
+%% Not while the host goes down (see visitor_stream_ended/2).
 visitor_session_closed(_SID, #jid{luser = LUser, lserver = LServer}, _Info) ->
-    case ejabberd_sm:get_user_resources(LUser, LServer) of
-        [] -> end_visitor(LUser, LServer);
+    case {persistent_term:get({?MODULE, going_down, LServer}, false),
+          ejabberd_sm:get_user_resources(LUser, LServer)} of
+        {false, []} -> end_visitor(LUser, LServer);
         _ -> ok
     end.
+
+%% c2s_terminated on the client host, before ejabberd_c2s closes the session.
+%% When ejabberd stops (or the host goes down), ejabberd_sm closes every
+%% session with a system-shutdown (reset, in a cluster) stream error before
+%% any module stops: those visitors are not leaving, so they keep their
+%% account and get visitor_ttl to come back after the restart.
+visitor_stream_ended(#{lserver := LServer} = State, Reason) ->
+    GoingDown = case {State, Reason} of
+                    {#{stop_reason := {stream, {out, #stream_error{reason = R}}}}, _}
+                      when R == 'system-shutdown'; R == reset -> true;
+                    {_, shutdown} -> true;
+                    {_, {shutdown, _}} -> true;
+                    _ -> false
+                end,
+    Key = {?MODULE, going_down, LServer},
+    case GoingDown andalso not persistent_term:get(Key, false) of
+        true -> persistent_term:put(Key, true);
+        false -> ok
+    end,
+    State;
+visitor_stream_ended(State, _Reason) ->
+    State.
 
 %% Removes the visitor's account and frees its agent's slot, once, whoever
 %% (logout, TTL) gets here first; accounts we did not create are left alone.
@@ -610,6 +634,7 @@ init([ClientHost, Opts]) ->
                          max_visitors = gen_mod:get_opt(max_visitors, Opts)},
     %% Hooks first, then the rebuild: an event racing the rebuild is applied
     %% twice at worst, and every rotation operation is idempotent.
+    persistent_term:erase({?MODULE, going_down, ClientHost}),
     publish(Instance),
     add_hooks(Instance),
     Ttl = gen_mod:get_opt(visitor_ttl, Opts),
@@ -753,6 +778,7 @@ unpublish(#instance{client_host = C, helpdesk_host = H}) ->
     persistent_term:put({?MODULE, instances}, lists:delete(C, Others)).
 
 add_hooks(#instance{client_host = C, helpdesk_host = H}) ->
+    ejabberd_hooks:add(c2s_terminated, C, ?MODULE, visitor_stream_ended, ?HOOK_SEQ),
     ejabberd_hooks:add(set_presence_hook, H, ?MODULE, agent_presence_set, ?HOOK_SEQ),
     ejabberd_hooks:add(unset_presence_hook, H, ?MODULE, agent_presence_unset, ?HOOK_SEQ),
     ejabberd_hooks:add(sm_remove_connection_hook, C, ?MODULE, visitor_session_closed,
@@ -763,6 +789,7 @@ add_hooks(#instance{client_host = C, helpdesk_host = H}) ->
     ejabberd_hooks:add(user_send_packet, H, ?MODULE, message_sent, ?HOOK_SEQ).
 
 remove_hooks(#instance{client_host = C, helpdesk_host = H}) ->
+    ejabberd_hooks:delete(c2s_terminated, C, ?MODULE, visitor_stream_ended, ?HOOK_SEQ),
     ejabberd_hooks:delete(set_presence_hook, H, ?MODULE, agent_presence_set, ?HOOK_SEQ),
     ejabberd_hooks:delete(unset_presence_hook, H, ?MODULE, agent_presence_unset, ?HOOK_SEQ),
     ejabberd_hooks:delete(sm_remove_connection_hook, C, ?MODULE, visitor_session_closed,
@@ -787,11 +814,11 @@ rebuild_agents(#instance{helpdesk_host = H}) ->
               end
       end, ejabberd_sm:get_vh_session_list(H)).
 
-%% Every visitor still linked gives its agent's slot back; a visitor that is
-%% not logged in gets the rest of its TTL (all of it after a server restart
-%% has closed its sessions).
+%% Every visitor still linked gives its agent's slot back; one that is not
+%% logged in (a restart closed its sessions, or it never logged in) gets a
+%% full visitor_ttl from now to come back, so a restart does not end a
+%% conversation that was going on.
 rebuild_visitors(#instance{client_host = C, rotation = Rotation, archive = Archive}, Ttl) ->
-    Now = erlang:system_time(millisecond),
     Links = mnesia:dirty_match_object(#clicktochat_visitor{us = {'_', C}, _ = '_'}),
     lists:foreach(
       fun(#clicktochat_visitor{us = {LUser, _}, agent = Agent, registered_at = At}) ->
@@ -800,8 +827,7 @@ rebuild_visitors(#instance{client_host = C, rotation = Rotation, archive = Archi
                                            At * 1000),
               case ejabberd_sm:get_user_resources(LUser, C) of
                   [] ->
-                      erlang:send_after(max(0, At + Ttl - Now), self(),
-                                        {visitor_ttl, LUser, At});
+                      erlang:send_after(Ttl, self(), {visitor_ttl, LUser, At});
                   _ -> ok
               end
       end, Links).

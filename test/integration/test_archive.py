@@ -161,3 +161,34 @@ def test_kill_9_loses_nothing_acknowledged(crash_server):
     crash_server.kill()
     crash_server.start(fresh=False)
     assert conversations(http, agent_jid("agent1")) == before
+
+
+def test_an_ejabberd_restart_keeps_the_rotation_and_the_conversation(crash_server):
+    http = Http(crash_server)
+    agent = Client(agent_jid("agent1"), AGENT_PASSWORD, crash_server.c2s_port)
+    status, _, _ = http.register("restart_visitor", "123")
+    assert status == 201
+    visitor_jid = f"restart_visitor@{CLIENT_HOST}"
+    visitor = Client(visitor_jid, "123", crash_server.c2s_port)
+    visitor.send(agent_jid("agent1"), "before the restart")
+    assert agent.receive()["body"] == "before the restart"
+
+    crash_server.stop()   # graceful: every session is closed on the way down
+    crash_server.start(fresh=False)
+    # The visitor was not leaving: its account is still there.
+    assert "restart_visitor" in crash_server.registered_users()
+    agent = Client(agent_jid("agent1"), AGENT_PASSWORD, crash_server.c2s_port)
+    visitor = Client(visitor_jid, "123", crash_server.c2s_port)
+    visitor.send(agent_jid("agent1"), "after the restart")
+    assert agent.receive()["body"] == "after the restart"
+    # The same conversation record goes on.
+    _, _, entries = record_of(conversations(http, agent_jid("agent1")), visitor_jid)
+    assert [m for _, _, _, m in entries] == ["before the restart", "after the restart"]
+    # agent1 still counts that visitor: one slot of two is left.
+    assert http.register("second_visitor", "123")[0] == 201
+    assert http.register("third_visitor", "123")[0] == 503
+    # When the visitor leaves now, it ends as usual.
+    visitor.disconnect()
+    wait_for(lambda: "restart_visitor" not in crash_server.registered_users(), 30,
+             "the visitor's account to be removed after it leaves")
+    agent.disconnect()
