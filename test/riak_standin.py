@@ -155,11 +155,13 @@ def merge(clocks):
 class Store:
     """(bucket type, bucket, key) -> list of siblings, persisted as JSON."""
 
-    def __init__(self, path, get_delay=0.0):
+    def __init__(self, path, gather_gets=0):
         self.path, self.lock, self.objects = path, threading.Lock(), {}
-        # Seconds each get waits before answering: widens the window in which
-        # concurrent writers read the same vclock, so tests can make siblings.
-        self.get_delay = get_delay
+        # The first `gather_gets` gets wait for one another (up to a deadline)
+        # before any is answered, so that that many writers surely read the
+        # same vclock and their puts make siblings: a race on demand.
+        self.gather_gets, self.gathered = gather_gets, 0
+        self.gathering = threading.Condition()
         self.max_siblings = 0
         if path and os.path.exists(path):
             with open(path) as f:
@@ -189,9 +191,16 @@ class Store:
             json.dump({"max_siblings": self.max_siblings}, f)
         os.replace(tmp, self.path + ".stats")
 
+    def gather(self):
+        with self.gathering:
+            if self.gathered >= self.gather_gets:
+                return
+            self.gathered += 1
+            self.gathering.notify_all()
+            self.gathering.wait_for(lambda: self.gathered >= self.gather_gets, timeout=60)
+
     def get(self, name):
-        if self.get_delay:
-            time.sleep(self.get_delay)
+        self.gather()
         with self.lock:
             return list(self.objects.get(name, []))
 
@@ -296,11 +305,12 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data", help="file to keep the data in across restarts "
                         "(and, in FILE.stats, the most siblings one key has had)")
-    parser.add_argument("--get-delay", type=float, default=0.0,
-                        help="seconds every get waits before answering")
+    parser.add_argument("--gather-gets", type=int, default=0, metavar="N",
+                        help="answer the first N gets only once all N have arrived "
+                        "(makes concurrent writers race)")
     args = parser.parse_args()
     server = Server(("127.0.0.1", args.port), Handler)
-    server.store = Store(args.data, args.get_delay)
+    server.store = Store(args.data, args.gather_gets)
     print("riak stand-in listening on 127.0.0.1:%d" % server.server_address[1], flush=True)
     try:
         server.serve_forever()

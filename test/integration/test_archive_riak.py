@@ -18,7 +18,6 @@ from test_archive import ENTRY, conversations, record_of, unescape
 from xmpp_client import Client
 
 RIAK_PORT = 15287
-GET_DELAY = 1.0  # seconds: two writers pushing within it read the same vclock
 AGENT_KEY = agent_jid("agent1")
 
 
@@ -26,14 +25,17 @@ class StandIn:
     def __init__(self, data):
         self.data = data
         self.process = None
+        # The first start makes the first two gets (one per node) race.
+        self.gather_gets = 2
 
     def start(self):
         self.process = subprocess.Popen(
             ["/usr/bin/python3", str(REPO / "test/riak_standin.py"), "--port", str(RIAK_PORT),
-             "--data", str(self.data), "--get-delay", str(GET_DELAY)],
+             "--data", str(self.data), "--gather-gets", str(self.gather_gets)],
             stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()  # printed once it listens
         assert line.startswith("riak stand-in listening"), line
+        self.gather_gets = 0
 
     def stop(self):
         self.process.kill()
@@ -122,8 +124,9 @@ def test_racing_writers_make_siblings_that_are_merged(riak):
     agent_a, visitor_a = chat(server_a, "visitor_a")
     agent_b, visitor_b = chat(server_b, "visitor_b")
     try:
-        # Both nodes push their first entry at once: both read the key before
-        # either writes it, so the second put makes a sibling.
+        # Both nodes push their first entry; the stand-in answers their gets
+        # together, so both read the same (empty) key and the second put makes
+        # a sibling, as two racing writers do against a real Riak.
         senders = [threading.Thread(target=v.send, args=(AGENT_KEY, f"hello from {n}"))
                    for v, n in [(visitor_a, "a"), (visitor_b, "b")]]
         for sender in senders:
