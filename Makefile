@@ -21,7 +21,7 @@ NIF = priv/clicktochat_nif.so
 # Debian's python, which has python3-slixmpp and python3-pytest (not pyenv's).
 PYTHON = /usr/bin/python3
 
-.PHONY: all nif beams deps install uninstall test test-rust test-integration lint demo demo-stop clean
+.PHONY: all nif beams deps install uninstall test test-rust test-integration lint demo demo-stop bench clean
 
 all: nif beams
 
@@ -86,6 +86,15 @@ demo: deps all
 demo-stop:
 	DEMO_HTTP_PORT=$(DEMO_HTTP_PORT) DEMO_C2S_PORT=$(DEMO_C2S_PORT) $(PYTHON) test/demo.py --stop
 
+# The rotation's hot path: direct NIF calls against a gen_server, in one run.
+BENCH_CLIENTS ?= 8
+BENCH_PAIRS ?= 50000
+bench: all
+	@mkdir -p _build/bench
+	erlc -o _build/bench test/bench/rotation_bench.erl
+	erl -noshell -pa ebin -pa _build/bench -run rotation_bench main $(BENCH_CLIENTS) $(BENCH_PAIRS)
+
 clean:
+	rm -rf _build
 	cargo clean
 	rm -rf ebin $(NIF)
