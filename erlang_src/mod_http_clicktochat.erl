@@ -28,11 +28,12 @@ process([<<"register">>], #request{method = 'POST', data = Body, host = Host, ip
                   end);
 process([<<"register">>], _Request) ->
     method_not_allowed(register, <<"POST">>);
-process([<<"list">>], #request{method = Method, host = Host, q = Query})
+process([<<"list">>], #request{method = Method, host = Host, raw_path = RawPath})
   when Method == 'GET'; Method == 'HEAD' ->
-    %% ejabberd_http parses an absent or empty query string as [{nokey, <<>>}].
-    case [Param || Param <- Query, Param /= {nokey, <<>>}] of
-        [] ->
+    %% The raw query string: ejabberd_http's parsed one drops what it cannot
+    %% decode (`?%zz') and empty parameters (`?&&').
+    case binary:split(RawPath, <<"?">>) of
+        [_Path | Query] when Query == []; Query == [<<>>] ->
             with_instance(Host, connected_users,
                           fun(Instance) ->
                                   Agents = mod_clicktochat:connected_agents(Instance),

@@ -42,8 +42,11 @@ def port_open(port):
         return False
 
 
-def yml_config(c2s_port, http_port, module_options):
+def yml_config(c2s_port, http_port, module_options, http_backlog=None):
     options = "".join(f"    {k}: {v}\n" for k, v in module_options.items() if v is not None)
+    # ejabberd's default listen backlog is 5: past it Linux drops new
+    # connections, or resets them once SYN cookies are in play.
+    backlog = f"    backlog: {http_backlog}\n" if http_backlog else ""
     return f"""\
 hosts:
   - {CLIENT_HOST}
@@ -61,7 +64,7 @@ listen:
   - port: {http_port}
     ip: "127.0.0.1"
     module: ejabberd_http
-    request_handlers:
+{backlog}    request_handlers:
       /clicktochat: mod_http_clicktochat
 acl:
   loopback:
@@ -113,10 +116,11 @@ class Sandbox:
     tree into the sandbox's own contrib directory with `make install`."""
 
     def __init__(self, name, c2s_port, http_port, module_options=None,
-                 legacy_cfg=False, root=None, files=None):
+                 legacy_cfg=False, root=None, files=None, http_backlog=None):
         """module_options: mod_clicktochat's options (a None value leaves the
         option out); files: {path relative to the sandbox: text} written
-        before the start, readable by ejabberd."""
+        before the start, readable by ejabberd; http_backlog: the HTTP
+        listener's `backlog` (ejabberd's default, 5, when None)."""
         self.name = name
         self.node = f"clicktochat_{name}@localhost"
         self.c2s_port = c2s_port
@@ -127,6 +131,7 @@ class Sandbox:
             **(module_options or {}),
         }
         self.legacy_cfg = legacy_cfg
+        self.http_backlog = http_backlog
         self.files = files or {}
         self.dir = Path(root or tempfile.mkdtemp(prefix=f"clicktochat-{name}-"))
         self.config_dir = self.dir / "etc"
@@ -164,8 +169,12 @@ class Sandbox:
 
     def write_config(self, **module_options):
         self.module_options.update(module_options)
-        render = legacy_cfg_config if self.legacy_cfg else yml_config
-        self.config_file.write_text(render(self.c2s_port, self.http_port, self.module_options))
+        if self.legacy_cfg:
+            text = legacy_cfg_config(self.c2s_port, self.http_port, self.module_options)
+        else:
+            text = yml_config(self.c2s_port, self.http_port, self.module_options,
+                              self.http_backlog)
+        self.config_file.write_text(text)
 
     def ctl_command(self, *args):
         return [EJABBERDCTL, "--config-dir", str(self.config_dir),
@@ -243,8 +252,86 @@ class Sandbox:
         """Full JIDs of every session on the node."""
         return set(self.ctl("connected_users").split())
 
+    def control(self):
+        """A ControlNode for fast repeated queries (ejabberdctl starts a VM
+        for every command: most of a second each)."""
+        return ControlNode(self)
+
     def count_in_log(self, text):
         return self.log_text().count(text)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.http_port}{path}"
+
+
+class ControlNode:
+    """A hidden Erlang node kept open beside a sandbox, run as the ejabberd
+    user exactly as ejabberdctl runs its own control nodes (so with the same
+    cookie), answering one query per line on stdin. Close it with close()."""
+
+    # Reads "registered_users <host>" or "connected_users" lines; answers one
+    # line of hex-encoded names (so that any name fits on a line), or
+    # "error <term>".
+    LOOP = r"""
+        Node = list_to_atom(hd(init:get_plain_arguments())),
+        Hex = fun(B) -> binary_to_list(binary:encode_hex(B)) end,
+        Reply = fun(["registered_users", Host]) ->
+                        case rpc:call(Node, ejabberd_auth, get_users,
+                                      [list_to_binary(Host)], 10000) of
+                            Users when is_list(Users) -> [Hex(U) || {U, _} <- Users];
+                            Other -> {error, Other}
+                        end;
+                   (["connected_users"]) ->
+                        case rpc:call(Node, ejabberd_sm, connected_users, [], 10000) of
+                            Jids when is_list(Jids) -> [Hex(J) || J <- Jids];
+                            Other -> {error, Other}
+                        end
+                end,
+        Loop = fun Loop() ->
+                       case io:get_line("") of
+                           eof -> halt(0);
+                           Line ->
+                               case catch Reply(string:lexemes(Line, " \n")) of
+                                   Names when is_list(Names) ->
+                                       io:put_chars([lists:join(" ", Names), "\n"]);
+                                   Error -> io:format("error ~0p~n", [Error])
+                               end,
+                               Loop()
+                       end
+               end,
+        Loop().
+    """
+
+    def __init__(self, sandbox):
+        self.sandbox = sandbox
+        name = f"ctl{os.getpid()}-{sandbox.node}".split("@")[0]
+        self.process = subprocess.Popen(
+            ["su", "-s", "/bin/sh", "-c", '"$0" "$@"', "ejabberd", "--",
+             "erl", "-sname", f"{name}@localhost", "-hidden", "-noinput", "-noshell",
+             "-eval", self.LOOP, "-extra", sandbox.node],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
+            cwd=str(sandbox.spool),
+            env={**os.environ, "ERL_EPMD_ADDRESS": "127.0.0.1"})
+
+    def query(self, *words):
+        self.process.stdin.write(" ".join(words) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line or line.startswith("error"):
+            raise RuntimeError(f"control node: {' '.join(words)}: {line or 'exited'}")
+        return {bytes.fromhex(h).decode() for h in line.split()}
+
+    def registered_users(self, host=CLIENT_HOST):
+        return self.query("registered_users", host)
+
+    def connected_users(self):
+        return self.query("connected_users")
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -8,8 +8,9 @@
 //! `username` and one `password`, and field limits. Every failure is a typed
 //! [`RegistrationError`]; no input makes it panic.
 
+use quick_xml::escape::EscapeError;
 use quick_xml::events::{BytesRef, Event};
-use quick_xml::Reader;
+use quick_xml::{Reader, XmlVersion};
 
 /// Largest accepted body, in bytes.
 pub const MAX_BODY_BYTES: usize = 8192;
@@ -101,18 +102,23 @@ pub fn parse_registration(body: &[u8]) -> Result<Registration, RegistrationError
     let text = std::str::from_utf8(body).map_err(|_| RegistrationError::InvalidUtf8)?;
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
+    // `--` inside a comment is not well-formed.
+    reader.config_mut().check_comments = true;
 
     let mut place = Place::BeforeRoot;
+    // The XML declaration, if any, is the document's first thing.
+    let mut first_event = true;
     let mut username: Option<String> = None;
     let mut password: Option<String> = None;
 
     loop {
         let event = reader.read_event().map_err(|_| RegistrationError::BadXml)?;
+        let first = std::mem::replace(&mut first_event, false);
         match (&place, event) {
             (_, Event::Eof) => break,
             (_, Event::Comment(_)) => {}
             (_, Event::DocType(_)) => return Err(RegistrationError::DtdForbidden),
-            (Place::BeforeRoot, Event::Decl(_)) => {}
+            (Place::BeforeRoot, Event::Decl(_)) if first => {}
             (Place::BeforeRoot, Event::Start(start)) => {
                 check_attributes(&start)?;
                 if start.name().as_ref() != "registration" {
@@ -183,10 +189,21 @@ fn is_xml_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
-/// Attributes are ignored (an `xmlns` is harmless) but must be well formed.
+/// Attributes are ignored (an `xmlns` is harmless) but must be well formed:
+/// no `<` in a value, and no entity other than the predefined ones.
 fn check_attributes(start: &quick_xml::events::BytesStart<'_>) -> Result<(), RegistrationError> {
     for attribute in start.attributes() {
-        attribute.map_err(|_| RegistrationError::BadXml)?;
+        let attribute = attribute.map_err(|_| RegistrationError::BadXml)?;
+        if attribute.value.contains('<') {
+            return Err(RegistrationError::BadXml);
+        }
+        match attribute.normalized_value(XmlVersion::Implicit1_0) {
+            Ok(_) => {}
+            Err(quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(..))) => {
+                return Err(RegistrationError::UnknownEntity)
+            }
+            Err(_) => return Err(RegistrationError::BadXml),
+        }
     }
     Ok(())
 }
@@ -401,6 +418,37 @@ mod tests {
             parse_registration(b"<registration>\xff</registration>"),
             Err(InvalidUtf8)
         );
+    }
+
+    #[test]
+    fn ill_formed_attributes_comments_and_declarations() {
+        let body = |root: &str| {
+            format!("{root}<username>u</username><password>p</password></registration>")
+        };
+        assert_eq!(parse(&body("<registration a='&xxe;'>")), Err(UnknownEntity));
+        assert_eq!(parse(&body("<registration a='<'>")), Err(BadXml));
+        assert_eq!(parse(&body("<registration a='&#0;'>")), Err(BadXml));
+        assert_eq!(
+            parse(&body("<registration a='&amp;&#65;' xmlns='urn:x'>")),
+            ok("u", "p")
+        );
+        assert_eq!(
+            parse("<registration><username>a<!-- -- -->b</username><password>p</password></registration>"),
+            Err(BadXml)
+        );
+        assert_eq!(
+            parse("<registration><username>a<!-- - -->b</username><password>p</password></registration>"),
+            ok("ab", "p")
+        );
+        let declared = body("<?xml version='1.0'?><registration>");
+        assert_eq!(parse(&declared), ok("u", "p"));
+        assert_eq!(parse(&format!("\u{feff}{declared}")), ok("u", "p"));
+        assert_eq!(
+            parse(&format!("<?xml version='1.0'?>{declared}")),
+            Err(BadXml)
+        );
+        assert_eq!(parse(&format!("<!-- c -->{declared}")), Err(BadXml));
+        assert_eq!(parse(&format!(" {declared}")), Err(BadXml));
     }
 
     #[test]
