@@ -8,10 +8,11 @@
 
 -export([new/1, set_max_sessions/2, resource_available/3, resource_unavailable/3,
          pick/1, release/2, restore/2, queue/1, loads/1,
-         parse_registration/1, render_register_ok/2, render_list/1, render_error/2,
+         parse_registration/1, render_register_ok/3, render_list/2, render_error/3,
          archive_open/2, archive_link/4, archive_unlink/2, archive_message/4,
          archive_sync/2, archive_read_xml/2, archive_status/1, archive_close/1,
-         archive_agent_of/2, ratelimit_new/1, ratelimit_allow/2]).
+         archive_agent_of/2, ratelimit_new/1, ratelimit_allow/2,
+         parse_registration_json/1]).
 
 -on_load(load/0).
 
@@ -20,10 +21,11 @@
 
 -nifs([new/1, set_max_sessions/2, resource_available/3, resource_unavailable/3,
        pick/1, release/2, restore/2, queue/1, loads/1,
-       parse_registration/1, render_register_ok/2, render_list/1, render_error/2,
+       parse_registration/1, render_register_ok/3, render_list/2, render_error/3,
        archive_open/2, archive_link/4, archive_unlink/2, archive_message/4,
        archive_sync/2, archive_read_xml/2, archive_status/1, archive_close/1,
-       archive_agent_of/2, ratelimit_new/1, ratelimit_allow/2]).
+       archive_agent_of/2, ratelimit_new/1, ratelimit_allow/2,
+       parse_registration_json/1]).
 
 load() ->
     Ebin = filename:dirname(code:which(?MODULE)),
@@ -63,14 +65,21 @@ loads(_Rotation) -> not_loaded().
 -spec parse_registration(binary()) -> {ok, binary(), binary()} | {error, atom()}.
 parse_registration(_Body) -> not_loaded().
 
--spec render_register_ok(binary(), binary()) -> binary().
-render_register_ok(_From, _To) -> not_loaded().
+%% {"username": "...", "password": "..."}, with the limits and reasons of
+%% parse_registration/1 (and bad_json, unexpected_field).
+-spec parse_registration_json(binary()) -> {ok, binary(), binary()} | {error, atom()}.
+parse_registration_json(_Body) -> not_loaded().
 
--spec render_list([binary()]) -> binary().
-render_list(_Usernames) -> not_loaded().
+-type format() :: xml | json.
 
--spec render_error(atom() | binary(), atom() | binary()) -> binary().
-render_error(_Root, _Reason) -> not_loaded().
+-spec render_register_ok(format(), binary(), binary()) -> binary().
+render_register_ok(_Format, _From, _To) -> not_loaded().
+
+-spec render_list(format(), [binary()]) -> binary().
+render_list(_Format, _Usernames) -> not_loaded().
+
+-spec render_error(format(), atom() | binary(), atom() | binary()) -> binary().
+render_error(_Format, _Root, _Reason) -> not_loaded().
 
 -type archive() :: reference().
 -type store() :: embedded | {riak, [binary()], binary()}.

@@ -4,6 +4,7 @@ requests and real XMPP clients (Debian's /usr/bin/python3, slixmpp, pytest).
 
 The suite's server has max_sessions 2 and visitor_ttl 8 s (conftest.py)."""
 
+import json
 import re
 import subprocess
 import threading
@@ -319,3 +320,27 @@ def test_agent_with_two_resources_counts_once(server, http, connect):
     assert register_agent(http) == agent_jid("agent2")
     phone.set_show("away")  # the desk resource keeps agent1 available
     assert register_agent(http) == agent_jid("agent1")
+
+
+def test_json_alongside_xml(server, http, connect):
+    connect(agent_jid("agent1"))
+    name = visitor_name("json")
+    status, headers, body = http.request(
+        "POST", "/clicktochat/register", json.dumps({"username": name, "password": "p|w"}),
+        {"Content-Type": "application/json"})
+    assert (status, json.loads(body)) == (201, {
+        "status": "ok", "from": f"{name}@{CLIENT_HOST}", "to": agent_jid("agent1")})
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    # The account works with the password sent in JSON.
+    connect(f"{name}@{CLIENT_HOST}", "p|w").disconnect()
+
+    status, headers, body = http.request("GET", "/clicktochat/list",
+                                         headers={"Accept": "application/json"})
+    assert (status, json.loads(body)) == (200, {"connected_users": [agent_jid("agent1")]})
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    # Errors follow the client's format; the original project's clients get XML.
+    status, _, body = http.request("GET", "/clicktochat/nothing",
+                                   headers={"Accept": "application/json"})
+    assert (status, json.loads(body)) == (404, {"status": "error", "reason": "not_found"})
+    status, _, body = http.request("GET", "/clicktochat/list", headers={"Accept": "text/xml"})
+    assert body.startswith("<?xml version='1.0'?><connected_users>")

@@ -12,6 +12,7 @@ received in time) get ejabberd's own HTML error page: those cases expect
 `EJABBERD`.
 """
 
+import json
 import re
 import socket
 import threading
@@ -142,6 +143,8 @@ def chunked(body):
 # --- the table -----------------------------------------------------------
 
 REGISTER, LIST, CONVERSATIONS, ERROR = "register", "connected_users", "conversations", "error"
+JSON = "json"  # expected "root": a JSON error document
+JSON_BODY = [("Content-Type", "application/json")]
 VALID = registration()
 CUT_POINTS = [1, 5, 21, 22, 30, 35, 44, 46, 56, 70, 80, 90, len(VALID) - 1]
 
@@ -410,14 +413,35 @@ CASES = [
     ("conversations_nul", send("GET", "/clicktochat/conversations/%00"), 400, None, EJABBERD),
     ("bad_percent_escape", send("GET", "/clicktochat/li%zzst"), 400, None, EJABBERD),
 
-    # Content types: the body is XML whatever the headers say (JSON is not
-    # implemented), and the answer is XML.
-    ("json_body", post(b'{"username": "u", "password": "p"}',
-                       headers=[("Content-Type", "application/json")]),
-     400, REGISTER, "bad_xml"),
-    ("json_body_accept_json", post(b'{"username": "u", "password": "p"}',
-                                   headers=[("Content-Type", "application/json"),
-                                            ("Accept", "application/json")]),
+    # Content types: a body is JSON when its Content-Type says so, else XML;
+    # the answer is JSON when the client sent JSON or accepts it.
+    ("json_syntax", post(b'{"username": "u", "password": }', headers=JSON_BODY),
+     400, JSON, "bad_json"),
+    ("json_not_an_object", post(b'["u", "p"]', headers=JSON_BODY), 400, JSON, "bad_json"),
+    ("json_number_field", post(b'{"username": 7, "password": "p"}', headers=JSON_BODY),
+     400, JSON, "bad_json"),
+    ("json_deep_nesting", post(b'{"username": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+                               headers=JSON_BODY), 400, JSON, "bad_json"),
+    ("json_duplicate_field", post(b'{"username": "u", "username": "v", "password": "p"}',
+                                  headers=JSON_BODY), 400, JSON, "duplicate_field"),
+    ("json_unknown_field", post(b'{"username": "u", "password": "p", "admin": true}',
+                                headers=JSON_BODY), 400, JSON, "unexpected_field"),
+    ("json_metacharacter", post(b'{"username": "a@b", "password": "p"}', headers=JSON_BODY),
+     400, JSON, "invalid_username"),
+    ("json_escaped_nul", post(b'{"username": "a\\u0000b", "password": "p"}',
+                              headers=JSON_BODY), 400, JSON, "invalid_username"),
+    ("json_missing_password", post(b'{"username": "u"}', headers=JSON_BODY),
+     400, JSON, "missing_password"),
+    ("json_existing_user", post(b'{"username": "bystander", "password": "p"}',
+                                headers=JSON_BODY), 400, JSON, "exists"),
+    ("json_too_large", post(b'{"username": "u", "password": "' + b"p" * 9000 + b'"}',
+                            headers=JSON_BODY), 413, JSON, "too_large"),
+    ("json_body_accept_xml", post(b'{"username": ', headers=JSON_BODY + [("Accept", "text/xml")]),
+     400, REGISTER, "bad_json"),
+    ("xml_body_accept_json", post(registration(BYSTANDER),
+                                  headers=[("Accept", "application/json")]),
+     400, JSON, "exists"),
+    ("json_body_without_content_type", post(b'{"username": "u", "password": "p"}'),
      400, REGISTER, "bad_xml"),
     ("form_urlencoded", post(b"username=u&password=p",
                              headers=[("Content-Type", "application/x-www-form-urlencoded")]),
@@ -500,6 +524,11 @@ def assert_reply(response, status, root, reason, method=None):
         # ejabberd_http's own page: the request never reached the handler.
         assert response.status == status, response
         assert response.headers["content-type"].startswith("text/html"), response
+        return
+    if root == JSON:
+        assert (response.status, json.loads(response.body)) == (
+            status, {"status": "error", "reason": reason})
+        assert response.headers["content-type"] == "application/json; charset=utf-8"
         return
     expected = f"{XML_PROLOG}<{root}><status>error</status><reason>{reason}</reason></{root}>"
     if method == "HEAD":

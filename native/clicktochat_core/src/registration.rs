@@ -45,6 +45,8 @@ pub enum RegistrationError {
     PasswordTooLong,
     InvalidUsername,
     InvalidPassword,
+    BadJson,
+    UnexpectedField,
 }
 
 impl RegistrationError {
@@ -66,6 +68,8 @@ impl RegistrationError {
             RegistrationError::PasswordTooLong => "password_too_long",
             RegistrationError::InvalidUsername => "invalid_username",
             RegistrationError::InvalidPassword => "invalid_password",
+            RegistrationError::BadJson => "bad_json",
+            RegistrationError::UnexpectedField => "unexpected_field",
         }
     }
 }
@@ -177,12 +181,75 @@ pub fn parse_registration(body: &[u8]) -> Result<Registration, RegistrationError
         return Err(RegistrationError::BadXml);
     }
 
+    checked(username, password)
+}
+
+/// The same request as JSON: `{"username": "u", "password": "p"}`, with the
+/// same limits and field checks. A top-level object with exactly these two
+/// string members; a member given twice is refused (most JSON parsers would
+/// silently keep one of them).
+pub fn parse_registration_json(body: &[u8]) -> Result<Registration, RegistrationError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(RegistrationError::TooLarge);
+    }
+    let text = std::str::from_utf8(body).map_err(|_| RegistrationError::InvalidUtf8)?;
+    // serde_json bounds nesting (128 levels), and the body is at most 8 KiB.
+    let Members(members) = serde_json::from_str(text).map_err(|_| RegistrationError::BadJson)?;
+    let (mut username, mut password) = (None, None);
+    for (name, value) in members {
+        let target = match name.as_str() {
+            "username" => &mut username,
+            "password" => &mut password,
+            _ => return Err(RegistrationError::UnexpectedField),
+        };
+        if target.is_some() {
+            return Err(RegistrationError::DuplicateField);
+        }
+        match value {
+            serde_json::Value::String(text) => *target = Some(text),
+            _ => return Err(RegistrationError::BadJson),
+        }
+    }
+    checked(username, password)
+}
+
+/// The fields' checks, whatever the body's format.
+fn checked(
+    username: Option<String>,
+    password: Option<String>,
+) -> Result<Registration, RegistrationError> {
     let username = username.ok_or(RegistrationError::MissingUsername)?;
     let password = password.ok_or(RegistrationError::MissingPassword)?;
     let username = username.trim_matches(is_xml_space).to_owned();
     validate_username(&username)?;
     validate_password(&password)?;
     Ok(Registration { username, password })
+}
+
+/// A JSON object's members in order, duplicates kept.
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 fn is_xml_space(c: char) -> bool {
@@ -464,6 +531,67 @@ mod tests {
         assert_eq!(
             parse("<registration><username>u</username><password>a&#1;b</password></registration>"),
             Err(InvalidPassword)
+        );
+    }
+
+    #[test]
+    fn json_requests() {
+        let json = |body: &str| parse_registration_json(body.as_bytes());
+        assert_eq!(
+            json(r#"{"username": "bob", "password": "p|w"}"#),
+            ok("bob", "p|w")
+        );
+        assert_eq!(
+            json(r#"{"password":"\u00e9","username":" bob "}"#),
+            ok("bob", "é")
+        );
+        assert_eq!(
+            json(r#"{"username": "bob", "password": "a\nb"}"#),
+            Err(InvalidPassword)
+        );
+        assert_eq!(
+            json(r#"{"username": "caf\u00e9", "password": "x"}"#),
+            ok("café", "x")
+        );
+        assert_eq!(
+            json(r#"{"username": "a@b", "password": "x"}"#),
+            Err(InvalidUsername)
+        );
+        assert_eq!(json(r#"{"username": "u"}"#), Err(MissingPassword));
+        assert_eq!(json(r#"{"password": "p"}"#), Err(MissingUsername));
+        assert_eq!(
+            json(r#"{"username": "", "password": "p"}"#),
+            Err(EmptyUsername)
+        );
+        assert_eq!(
+            json(r#"{"username": "u", "password": "p", "admin": true}"#),
+            Err(UnexpectedField)
+        );
+        assert_eq!(
+            json(r#"{"username": "u", "username": "v", "password": "p"}"#),
+            Err(DuplicateField)
+        );
+        assert_eq!(json(r#"{"username": 1, "password": "p"}"#), Err(BadJson));
+        assert_eq!(json(r#"["u", "p"]"#), Err(BadJson));
+        assert_eq!(
+            json(r#"{"username": "u", "password": "p"} x"#),
+            Err(BadJson)
+        );
+        assert_eq!(json("<registration/>"), Err(BadJson));
+        assert_eq!(
+            json(&format!("{}{}", "[".repeat(4000), "]".repeat(4000))),
+            Err(BadJson)
+        );
+        assert_eq!(
+            parse_registration_json(b"{\"username\": \"\xff\"}"),
+            Err(InvalidUtf8)
+        );
+        assert_eq!(
+            json(&format!(
+                r#"{{"username": "u", "password": "{}"}}"#,
+                "p".repeat(9000)
+            )),
+            Err(TooLarge)
         );
     }
 

@@ -75,6 +75,20 @@ pub fn conversations(agent: &str, records: &[crate::records::Record]) -> String 
     out
 }
 
+/// The JSON forms of the same answers, for clients that speak JSON.
+pub fn json_register_ok(from: &str, to: &str) -> String {
+    serde_json::json!({"status": "ok", "from": from, "to": to}).to_string()
+}
+
+pub fn json_connected_users<S: AsRef<str>>(usernames: &[S]) -> String {
+    let names: Vec<&str> = usernames.iter().map(AsRef::as_ref).collect();
+    serde_json::json!({ "connected_users": names }).to_string()
+}
+
+pub fn json_error(reason: &str) -> String {
+    serde_json::json!({"status": "error", "reason": reason}).to_string()
+}
+
 fn is_simple_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -103,6 +117,26 @@ mod tests {
         assert_eq!(
             error("register", "exists"),
             "<?xml version='1.0'?><register><status>error</status><reason>exists</reason></register>"
+        );
+    }
+
+    #[test]
+    fn json_forms() {
+        assert_eq!(
+            json_register_ok("v@c", "a\"@h"),
+            r#"{"from":"v@c","status":"ok","to":"a\"@h"}"#
+        );
+        assert_eq!(
+            json_connected_users(&["a@h", "b@h"]),
+            r#"{"connected_users":["a@h","b@h"]}"#
+        );
+        assert_eq!(
+            json_connected_users::<&str>(&[]),
+            r#"{"connected_users":[]}"#
+        );
+        assert_eq!(
+            json_error("exists"),
+            r#"{"reason":"exists","status":"error"}"#
         );
     }
 

@@ -8,6 +8,7 @@
 
 use clicktochat_core::archive::{Archive, ArchiveConfig, Captured, Store};
 use clicktochat_core::ratelimit::RateLimiter;
+use clicktochat_core::registration::parse_registration_json;
 use clicktochat_core::riak::RiakConfig;
 use clicktochat_core::{parse_registration, render, Release, Rotation};
 use parking_lot::Mutex;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod atoms {
     rustler::atoms! {
         ok, none, error, not_assigned, embedded, riak, recorded, ignored, closed,
-        committed_entries, pushed_keys, outbox_keys, last_error, nil
+        committed_entries, pushed_keys, outbox_keys, last_error, nil, xml, json
     }
 }
 
@@ -93,26 +94,64 @@ fn loads(rotation: Handle) -> Vec<(String, u32)> {
 
 #[rustler::nif(name = "parse_registration")]
 fn parse_registration_nif<'a>(env: Env<'a>, body: Binary<'a>) -> NifResult<Term<'a>> {
-    Ok(match parse_registration(body.as_slice()) {
+    registration_term(env, parse_registration(body.as_slice()))
+}
+
+#[rustler::nif(name = "parse_registration_json")]
+fn parse_registration_json_nif<'a>(env: Env<'a>, body: Binary<'a>) -> NifResult<Term<'a>> {
+    registration_term(env, parse_registration_json(body.as_slice()))
+}
+
+/// `{ok, Username, Password}` or `{error, Reason}`.
+fn registration_term(
+    env: Env,
+    parsed: Result<clicktochat_core::Registration, clicktochat_core::RegistrationError>,
+) -> NifResult<Term> {
+    Ok(match parsed {
         Ok(registration) => (atoms::ok(), registration.username, registration.password).encode(env),
         Err(reason) => (atoms::error(), Atom::from_str(env, reason.code())?).encode(env),
     })
 }
 
-#[rustler::nif]
-fn render_register_ok(from: &str, to: &str) -> String {
-    render::register_ok(from, to)
+/// Answers are rendered as `xml` (the default, the original project's) or
+/// `json`.
+fn is_json(format: Atom) -> NifResult<bool> {
+    if format == atoms::json() {
+        Ok(true)
+    } else if format == atoms::xml() {
+        Ok(false)
+    } else {
+        Err(Error::BadArg)
+    }
 }
 
 #[rustler::nif]
-fn render_list(usernames: Vec<&str>) -> String {
-    render::connected_users(&usernames)
+fn render_register_ok(format: Atom, from: &str, to: &str) -> NifResult<String> {
+    Ok(if is_json(format)? {
+        render::json_register_ok(from, to)
+    } else {
+        render::register_ok(from, to)
+    })
 }
 
-/// `Root` and `Reason` may each be an atom or a UTF-8 binary.
 #[rustler::nif]
-fn render_error(root: Term, reason: Term) -> NifResult<String> {
-    Ok(render::error(&text_of(root)?, &text_of(reason)?))
+fn render_list(format: Atom, usernames: Vec<&str>) -> NifResult<String> {
+    Ok(if is_json(format)? {
+        render::json_connected_users(&usernames)
+    } else {
+        render::connected_users(&usernames)
+    })
+}
+
+/// `Root` and `Reason` may each be an atom or a UTF-8 binary; JSON errors
+/// have no root.
+#[rustler::nif]
+fn render_error(format: Atom, root: Term, reason: Term) -> NifResult<String> {
+    Ok(if is_json(format)? {
+        render::json_error(&text_of(reason)?)
+    } else {
+        render::error(&text_of(root)?, &text_of(reason)?)
+    })
 }
 
 fn text_of(term: Term) -> NifResult<String> {
