@@ -21,7 +21,7 @@ NIF = priv/clicktochat_nif.so
 # Debian's python, which has python3-slixmpp and python3-pytest (not pyenv's).
 PYTHON = /usr/bin/python3
 
-.PHONY: all nif beams deps install uninstall test test-rust test-integration lint demo demo-stop bench clean
+.PHONY: all nif beams deps install uninstall test test-rust test-fuzz test-integration lint demo demo-stop bench fuzz clean
 
 all: nif beams
 
@@ -65,10 +65,19 @@ install: all
 uninstall:
 	rm -rf $(MODULE_DIR)
 
-test: deps lint all test-rust test-integration
+test: deps lint all test-rust test-fuzz test-integration
 
 test-rust:
 	cargo test --workspace --locked
+
+# cargo-fuzz targets (native/fuzz): a short run in `make test`, longer with
+# `make fuzz FUZZ_SECONDS=600`.
+FUZZ_SECONDS ?= 60
+test-fuzz:
+	bash test/fuzz.sh 5
+
+fuzz:
+	bash test/fuzz.sh $(FUZZ_SECONDS)
 
 test-integration: all
 	$(PYTHON) -m pytest -v -p no:cacheprovider test/integration

@@ -242,14 +242,7 @@ impl RiakClient {
             ..RpbPutReq::default()
         };
         let frame = self.call(MSG_PUT_REQ, &req.encode_to_vec(), MSG_PUT_RESP)?;
-        // RpbPutResp shares `content = 1` and `vclock = 2` with RpbGetResp
-        // (its `key = 3` is skipped like `unchanged = 3`); with return_head
-        // each content comes with an empty value.
-        let head = decode_get_resp(body(&frame)).map_err(|e| self.dropping(e))?;
-        Ok(match head.siblings.len() {
-            1 => head.vclock,
-            _ => None,
-        })
+        decode_put_resp(body(&frame)).map_err(|e| self.dropping(e))
     }
 
     /// One exchange: sends `code` + `body`, returns the reply frame (code
@@ -274,22 +267,11 @@ impl RiakClient {
         let result =
             write_all_by(stream, &out, deadline).and_then(|()| read_frame(stream, max, deadline));
         let frame = result.map_err(|e| self.dropping(e))?;
-        let Some(&got) = frame.first() else {
-            return Err(self.dropping(RiakError::EmptyFrame));
-        };
-        if got == expected {
-            Ok(frame)
-        } else if got == MSG_ERROR_RESP {
-            // A whole, well-framed reply: the connection stays usable.
-            match RpbErrorResp::decode(body(&frame)) {
-                Ok(err) => Err(RiakError::Server {
-                    code: err.errcode,
-                    message: String::from_utf8_lossy(&err.errmsg).into_owned(),
-                }),
-                Err(e) => Err(self.dropping(RiakError::Decode(e.to_string()))),
-            }
-        } else {
-            Err(self.dropping(RiakError::UnexpectedCode { expected, got }))
+        match check_reply_code(&frame, expected) {
+            Ok(()) => Ok(frame),
+            // A whole, well-framed error reply: the connection stays usable.
+            Err(e @ RiakError::Server { .. }) => Err(e),
+            Err(e) => Err(self.dropping(e)),
         }
     }
 
@@ -331,6 +313,43 @@ impl RiakClient {
 /// The body of a frame returned by `read_frame` (which is never empty).
 fn body(frame: &[u8]) -> &[u8] {
     frame.get(1..).unwrap_or(&[])
+}
+
+/// Whether a reply frame (message code first) answers a request expecting
+/// `expected`: an `RpbErrorResp` is [`RiakError::Server`], any other code
+/// [`RiakError::UnexpectedCode`].
+fn check_reply_code(frame: &[u8], expected: u8) -> Result<(), RiakError> {
+    let Some(&got) = frame.first() else {
+        return Err(RiakError::EmptyFrame);
+    };
+    if got == expected {
+        Ok(())
+    } else if got == MSG_ERROR_RESP {
+        match RpbErrorResp::decode(body(frame)) {
+            Ok(err) => Err(RiakError::Server {
+                code: err.errcode,
+                message: String::from_utf8_lossy(&err.errmsg).into_owned(),
+            }),
+            Err(e) => Err(RiakError::Decode(e.to_string())),
+        }
+    } else {
+        Err(RiakError::UnexpectedCode { expected, got })
+    }
+}
+
+/// The decoding step of [`RiakClient::get`], without the I/O: the reply
+/// frame as read off the wire after its 4-byte length (message code, then
+/// body), to what `get` returns. For tests and fuzzing; `get` runs the same
+/// two steps.
+pub fn decode_get_reply(frame: &[u8]) -> Result<Fetched, RiakError> {
+    check_reply_code(frame, MSG_GET_RESP)?;
+    decode_get_resp(body(frame))
+}
+
+/// The decoding step of [`RiakClient::put`], as [`decode_get_reply`] is of `get`.
+pub fn decode_put_reply(frame: &[u8]) -> Result<Option<Vec<u8>>, RiakError> {
+    check_reply_code(frame, MSG_PUT_RESP)?;
+    decode_put_resp(body(frame))
 }
 
 /// A validated node: an address, or a host name resolved at connect time.
@@ -694,6 +713,19 @@ fn decode_get_resp(mut buf: &[u8]) -> Result<Fetched, RiakError> {
     Ok(fetched)
 }
 
+/// An `RpbPutResp` sent for a put with `return_head`: the new vclock when
+/// the object holds exactly one content (see [`RiakClient::put`]).
+fn decode_put_resp(buf: &[u8]) -> Result<Option<Vec<u8>>, RiakError> {
+    // RpbPutResp shares `content = 1` and `vclock = 2` with RpbGetResp
+    // (its `key = 3` is skipped like `unchanged = 3`); with return_head
+    // each content comes with an empty value.
+    let head = decode_get_resp(buf)?;
+    Ok(match head.siblings.len() {
+        1 => head.vclock,
+        _ => None,
+    })
+}
+
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], RiakError> {
     if n > buf.len() {
         return Err(RiakError::Decode("field runs past the end".into()));
@@ -760,6 +792,53 @@ mod tests {
         let err = RpbErrorResp::decode(&bytes[..]).expect("decodes");
         assert_eq!(err.errmsg, b"bad");
         assert_eq!(err.errcode, 7);
+    }
+
+    #[test]
+    fn whole_reply_frames_decode_by_their_code() {
+        // get: not found, one sibling with a vclock.
+        assert_eq!(
+            decode_get_reply(&[MSG_GET_RESP]).expect("ok"),
+            Fetched::default()
+        );
+        let one = [MSG_GET_RESP, 0x0a, 3, 0x0a, 1, b'a', 0x12, 1, b'V'];
+        let fetched = decode_get_reply(&one).expect("ok");
+        assert_eq!(fetched.vclock.as_deref(), Some(&b"V"[..]));
+        assert_eq!(fetched.siblings.len(), 1);
+        // put: the vclock only when exactly one content is left.
+        let mut put = one;
+        put[0] = MSG_PUT_RESP;
+        assert_eq!(
+            decode_put_reply(&put).expect("ok").as_deref(),
+            Some(&b"V"[..])
+        );
+        let empty_content = [0x0a, 2, 0x0a, 0];
+        let two = [
+            &[MSG_PUT_RESP][..],
+            &empty_content,
+            &empty_content,
+            &[0x12, 1, b'V'],
+        ]
+        .concat();
+        assert_eq!(decode_put_reply(&two).expect("ok"), None);
+        // An error reply, a wrong code, an empty frame, a bad error body.
+        let error = [MSG_ERROR_RESP, 0x0a, 3, b'b', b'a', b'd', 0x10, 7];
+        assert!(matches!(
+            decode_get_reply(&error),
+            Err(RiakError::Server { code: 7, ref message }) if message == "bad"
+        ));
+        assert!(matches!(
+            decode_put_reply(&[MSG_GET_RESP]),
+            Err(RiakError::UnexpectedCode {
+                expected: MSG_PUT_RESP,
+                got: MSG_GET_RESP
+            })
+        ));
+        assert!(matches!(decode_get_reply(&[]), Err(RiakError::EmptyFrame)));
+        assert!(matches!(
+            decode_get_reply(&[MSG_ERROR_RESP, 0x0a]),
+            Err(RiakError::Decode(_))
+        ));
     }
 
     #[test]
