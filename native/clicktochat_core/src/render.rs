@@ -2,7 +2,26 @@
 //! `<?xml version='1.0'?>` then the document with no whitespace between
 //! elements. Text is escaped, so no value can change the document's shape.
 
-use quick_xml::escape::escape;
+use std::borrow::Cow;
+
+/// Text as XML character data: escaped, and with the characters XML 1.0
+/// cannot carry at all (controls other than tab, LF, CR; U+FFFE, U+FFFF)
+/// replaced by U+FFFD, so that the document stays well formed whatever a
+/// stored value holds.
+fn escape(text: &str) -> Cow<'_, str> {
+    let forbidden = |c: char| {
+        (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    };
+    if text.chars().any(forbidden) {
+        let cleaned: String = text
+            .chars()
+            .map(|c| if forbidden(c) { '\u{FFFD}' } else { c })
+            .collect();
+        Cow::Owned(quick_xml::escape::escape(cleaned.as_str()).into_owned())
+    } else {
+        quick_xml::escape::escape(text)
+    }
+}
 
 const PROLOG: &str = "<?xml version='1.0'?>";
 
@@ -117,6 +136,14 @@ mod tests {
         assert_eq!(
             error("register", "exists"),
             "<?xml version='1.0'?><register><status>error</status><reason>exists</reason></register>"
+        );
+    }
+
+    #[test]
+    fn characters_xml_cannot_carry_are_replaced() {
+        assert_eq!(
+            error("register", "a\u{0}b\u{1b}c\u{FFFE}\td"),
+            "<?xml version='1.0'?><register><status>error</status><reason>a\u{FFFD}b\u{FFFD}c\u{FFFD}\td</reason></register>"
         );
     }
 

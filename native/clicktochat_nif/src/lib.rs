@@ -1,10 +1,14 @@
 //! Rustler glue for clicktochat: decodes Erlang terms, calls
 //! `clicktochat_core`, encodes the answer. No logic lives here.
 //!
-//! Every function is a plain (non-dirty) NIF called directly by the process
-//! that needs it: each one does O(1) work or parses/renders at most a few
-//! kilobytes, far under the ~1 ms a regular scheduler tolerates. Bad terms
-//! raise `badarg`; nothing here unwraps caller input.
+//! The hot path (pick, release, presence changes, parsing a body, rendering
+//! an answer) is plain NIFs called directly by the process that needs it:
+//! each does O(log agents) work or parses/renders at most a few kilobytes,
+//! far under the ~1 ms a regular scheduler tolerates (see the hostile_inputs
+//! bench). What walks every agent (`queue`, `loads`, `set_max_sessions`,
+//! for operators and restarts) and what does I/O (the archive's open, sync,
+//! read, close) runs on dirty schedulers. Bad terms raise `badarg`; nothing
+//! here unwraps caller input.
 
 use clicktochat_core::archive::{Archive, ArchiveConfig, Captured, Store};
 use clicktochat_core::ratelimit::RateLimiter;
@@ -42,7 +46,7 @@ fn new(max_sessions: u32) -> Handle {
     ResourceArc::new(RotationResource(Mutex::new(Rotation::new(max_sessions))))
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn set_max_sessions(rotation: Handle, max_sessions: u32) -> Atom {
     rotation.0.lock().set_max_sessions(max_sessions);
     atoms::ok()
@@ -82,12 +86,12 @@ fn restore(rotation: Handle, agent: &str) -> Atom {
     atoms::ok()
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn queue(rotation: Handle) -> Vec<String> {
     rotation.0.lock().queue()
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn loads(rotation: Handle) -> Vec<(String, u32)> {
     rotation.0.lock().loads()
 }
