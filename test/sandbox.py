@@ -9,6 +9,7 @@ never the system service. Needs root (ejabberdctl runs the node as the
 
 import os
 import pwd
+from contextlib import contextmanager
 import shutil
 import socket
 import subprocess
@@ -200,6 +201,28 @@ class Sandbox:
         self.ctl("start")
         self.wait_started(timeout)
         return self
+
+    @contextmanager
+    def serving(self, accounts=()):
+        """Started, with `accounts` [(user, host, password)] registered;
+        stopped when the block ends."""
+        self.start()
+        try:
+            for user, host, password in accounts:
+                self.register(user, host, password)
+            yield self
+        finally:
+            self.stop()
+
+    def reload(self, **module_options):
+        """Rewrites mod_clicktochat's options and has ejabberd reload its
+        configuration; returns once the module has restarted with them."""
+        marker = "mod_clicktochat: visitors on"
+        started = self.count_in_log(marker)
+        self.write_config(**module_options)
+        self.ctl("reload_config")
+        wait_for(lambda: self.count_in_log(marker) > started, 30,
+                 f"mod_clicktochat to restart with {module_options}")
 
     def wait_started(self, timeout=90):
         def ready():

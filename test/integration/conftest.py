@@ -56,14 +56,9 @@ def server():
     sandbox = Sandbox("main", C2S_PORT, HTTP_PORT,
                       {"max_sessions": MAX_SESSIONS, "visitor_ttl": VISITOR_TTL,
                        "max_registrations_per_minute": 0})
-    sandbox.start()
-    try:
-        for agent in AGENTS:
-            sandbox.register(agent, HELPDESK_HOST, AGENT_PASSWORD)
-        sandbox.register(BYSTANDER, CLIENT_HOST, "bystander-secret")
+    accounts = [(agent, HELPDESK_HOST, AGENT_PASSWORD) for agent in AGENTS]
+    with sandbox.serving(accounts + [(BYSTANDER, CLIENT_HOST, "bystander-secret")]):
         yield sandbox
-    finally:
-        sandbox.stop()
 
 
 @pytest.fixture

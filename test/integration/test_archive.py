@@ -115,33 +115,21 @@ def test_conversations_endpoint_errors(server, http):
 def test_conversations_access_rule_is_enforced(server, http):
     path = "/clicktochat/conversations/" + agent_jid("agent1")
     assert http.request("GET", path)[0] == 200  # default: loopback may read
-    started = server.count_in_log("mod_clicktochat: visitors on")
-    server.write_config(conversations_access="clicktochat_nobody")  # deny: all
     try:
-        server.ctl("reload_config")
-        wait_for(lambda: server.count_in_log("mod_clicktochat: visitors on") > started, 30,
-                 "mod_clicktochat to restart with the access rule")
+        server.reload(conversations_access="clicktochat_nobody")  # deny: all
         status, _, body = http.request("GET", path)
         assert (status, body) == (403, "<?xml version='1.0'?><conversations><status>error"
                                        "</status><reason>forbidden</reason></conversations>")
     finally:
-        started = server.count_in_log("mod_clicktochat: visitors on")
-        server.write_config(conversations_access=None)
-        server.ctl("reload_config")
-        wait_for(lambda: server.count_in_log("mod_clicktochat: visitors on") > started, 30,
-                 "mod_clicktochat to restart with the suite's options")
+        server.reload(conversations_access=None)
     assert http.request("GET", path)[0] == 200
 
 
 @pytest.fixture
 def crash_server():
     sandbox = Sandbox("crash", 15225, 15283, {"max_sessions": 2})
-    sandbox.start()
-    try:
-        sandbox.register("agent1", HELPDESK_HOST, AGENT_PASSWORD)
+    with sandbox.serving([("agent1", HELPDESK_HOST, AGENT_PASSWORD)]):
         yield sandbox
-    finally:
-        sandbox.stop()
 
 
 def test_kill_9_loses_nothing_acknowledged(crash_server):

@@ -10,7 +10,7 @@ import subprocess
 import threading
 from collections import Counter
 
-from conftest import (AGENT_PASSWORD, BYSTANDER, CLIENT_HOST, HELPDESK_HOST, MAX_SESSIONS,
+from conftest import (BYSTANDER, CLIENT_HOST, HELPDESK_HOST, MAX_SESSIONS,
                       VISITOR_TTL, agent_jid, connect_agents, visitor_name)
 from sandbox import wait_for
 
@@ -222,12 +222,8 @@ def test_module_reload_keeps_the_rotation(server, http, connect):
     visitor = connect(f"{first}@{CLIENT_HOST}", "visitor-secret")
     visitor.send(agent_jid("agent1"), "before the reload")
 
-    started = server.count_in_log("mod_clicktochat: visitors on")
-    server.write_config(visitor_ttl=VISITOR_TTL + 1)
     try:
-        server.ctl("reload_config")
-        wait_for(lambda: server.count_in_log("mod_clicktochat: visitors on") > started, 30,
-                 "mod_clicktochat to restart with the new options")
+        server.reload(visitor_ttl=VISITOR_TTL + 1)
         # Every agent is still in the rotation and keeps its visitors: with
         # two slots each, agent3 takes two more, agent1 and agent2 one each.
         remaining = Counter(register_agent(http) for _ in range(3 * MAX_SESSIONS - 2))
@@ -249,11 +245,7 @@ def test_module_reload_keeps_the_rotation(server, http, connect):
                  "the pre-reload visitor's account to be removed")
         assert register_agent(http) == agent_jid("agent1")
     finally:
-        started = server.count_in_log("mod_clicktochat: visitors on")
-        server.write_config(visitor_ttl=VISITOR_TTL)
-        server.ctl("reload_config")
-        wait_for(lambda: server.count_in_log("mod_clicktochat: visitors on") > started, 30,
-                 "mod_clicktochat to restart with the suite's options")
+        server.reload(visitor_ttl=VISITOR_TTL)
 
 
 def registration(username, password="p"):

@@ -77,12 +77,8 @@ def limited_server():
     sandbox = Sandbox("limited", RATE_C2S, RATE_HTTP, {
         "max_registrations_per_minute": PER_MINUTE, "trusted_proxies": '["127.0.0.1"]',
         "max_visitors": MAX_VISITORS, "max_sessions": 10})
-    sandbox.start()
-    try:
-        sandbox.register("agent1", HELPDESK_HOST, AGENT_PASSWORD)
+    with sandbox.serving([("agent1", HELPDESK_HOST, AGENT_PASSWORD)]):
         yield sandbox
-    finally:
-        sandbox.stop()
 
 
 def post_register(source, headers=None):

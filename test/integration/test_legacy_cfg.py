@@ -29,12 +29,8 @@ def legacy_server():
         "client_host": None, "helpdesk_host": None, "max_sessions": 1,
         "config_file": "/tmp/clicktochat-legacy/etc/clicktochat.conf",
     }, root="/tmp/clicktochat-legacy", files={"etc/clicktochat.conf": CLICKTOCHAT_CONF})
-    sandbox.start()
-    try:
-        sandbox.register("agent1", HELPDESK_HOST, AGENT_PASSWORD)
+    with sandbox.serving([("agent1", HELPDESK_HOST, AGENT_PASSWORD)]):
         yield sandbox
-    finally:
-        sandbox.stop()
 
 
 def test_legacy_cfg_loads_both_modules_and_serves_register(legacy_server):

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sandbox import CLIENT_HOST, HELPDESK_HOST, Sandbox, wait_for
+from sandbox import HELPDESK_HOST, Sandbox, wait_for
 from xmpp_client import Client
 
 C2S_PORT, HTTP_PORT = 15231, 15290
