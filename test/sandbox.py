@@ -245,12 +245,20 @@ class Sandbox:
             wait_for(lambda: self.pid() is None, timeout, f"{self.node} to stop", 0.3)
         except TimeoutError:
             self.kill()
+        self.wait_ports_closed()
 
     def kill(self):
         pid = self.pid()
         if pid is not None:
             os.kill(pid, 9)
             wait_for(lambda: self.pid() is None, 30, f"{self.node} to die", 0.1)
+            self.wait_ports_closed()
+
+    def wait_ports_closed(self):
+        """The VM's helper processes (erl_child_setup) may hold its listening
+        sockets for a moment after it is gone."""
+        wait_for(lambda: not (port_open(self.c2s_port) or port_open(self.http_port)),
+                 30, f"{self.node}'s ports to close", 0.1)
 
     def pid(self):
         found = subprocess.run(["pgrep", "-f", f"beam.smp.*-sname {self.node} "],
