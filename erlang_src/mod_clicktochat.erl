@@ -277,25 +277,17 @@ connected_agents(#instance{helpdesk_host = HelpdeskHost}) ->
 %% Counts a registration attempt against the client's address: the peer,
 %% or, when the peer is a trusted proxy, the address X-Forwarded-For gives
 %% (the nearest one that is not itself a trusted proxy).
--spec admit_registration(#instance{}, inet:ip_address(), [{atom() | binary(), binary()}]) ->
+-spec admit_registration(#instance{}, inet:ip_address(), [binary()]) ->
           ok | {rate_limited, pos_integer()}.
-admit_registration(#instance{registrations_per_minute = 0}, _Peer, _Headers) ->
+admit_registration(#instance{registrations_per_minute = 0}, _Peer, _ForwardedFor) ->
     ok;
 admit_registration(#instance{registration_limiter = Limiter, registrations_per_minute = PerMinute,
-                             trusted_proxies = Trusted}, Peer, Headers) ->
-    Client = client_address(Peer, forwarded_for(Headers), Trusted),
+                             trusted_proxies = Trusted}, Peer, ForwardedFor) ->
+    Client = client_address(Peer, ForwardedFor, Trusted),
     case clicktochat_nif:ratelimit_allow(Limiter, list_to_binary(inet:ntoa(Client))) of
         true -> ok;
         false -> {rate_limited, max(1, 60 div PerMinute)}
     end.
-
-forwarded_for(Headers) ->
-    lists:append([[string:trim(A) || A <- binary:split(V, <<",">>, [global])]
-                  || {K, V} <- Headers,
-                     string:lowercase(to_binary(K)) == <<"x-forwarded-for">>]).
-
-to_binary(A) when is_atom(A) -> atom_to_binary(A);
-to_binary(B) -> B.
 
 client_address(Peer, Forwarded, Trusted) ->
     case is_trusted(Peer, Trusted) of

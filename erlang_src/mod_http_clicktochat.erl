@@ -22,7 +22,8 @@ route([<<"register">>], #request{method = 'POST', data = Body, host = Host, ip =
                                  headers = Headers}, Format) ->
     with_instance(Host, register, Format,
                   fun(Instance) ->
-                          case mod_clicktochat:admit_registration(Instance, IP, Headers) of
+                          case mod_clicktochat:admit_registration(Instance, IP,
+                                                                   forwarded_for(Headers)) of
                               ok -> register_visitor(Instance, Body, request_format(Headers),
                                                      Format);
                               {rate_limited, RetryAfter} ->
@@ -154,6 +155,11 @@ response_format(Headers) ->
 header(Name, Headers) ->
     Values = [V || {K, V} <- Headers, string:lowercase(to_binary(K)) == Name],
     string:lowercase(iolist_to_binary(lists:join(<<",">>, Values))).
+
+%% X-Forwarded-For's addresses, nearest proxy last.
+forwarded_for(Headers) ->
+    [string:trim(A) || A <- binary:split(header(<<"x-forwarded-for">>, Headers), <<",">>,
+                                         [global, trim_all])].
 
 to_binary(A) when is_atom(A) -> atom_to_binary(A);
 to_binary(B) -> B.

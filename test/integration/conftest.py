@@ -103,6 +103,16 @@ def leave_server_clean(request):
              "every visitor account to be removed after the test", interval=0.5)
 
 
+def agent_and_visitor(server, visitor_name, password="pw"):
+    """agent1 logged in on `server`, and a visitor registered through the API
+    and logged in: (agent client, visitor client), to disconnect after use."""
+    agent = Client(agent_jid("agent1"), AGENT_PASSWORD, server.c2s_port)
+    status, _, body = Http(server).register(visitor_name, password)
+    assert status == 201, body
+    visitor = Client(f"{visitor_name}@{CLIENT_HOST}", password, server.c2s_port)
+    return agent, visitor
+
+
 def agent_jid(name):
     return f"{name}@{HELPDESK_HOST}"
 

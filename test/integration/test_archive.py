@@ -8,7 +8,7 @@ import urllib.parse
 import pytest
 
 from conftest import (AGENT_PASSWORD, BYSTANDER, CLIENT_HOST, HELPDESK_HOST, Http, agent_jid,
-                      visitor_name)
+                      agent_and_visitor, visitor_name)
 from sandbox import Sandbox, wait_for
 from xmpp_client import Client
 
@@ -134,11 +134,8 @@ def crash_server():
 
 def test_kill_9_loses_nothing_acknowledged(crash_server):
     http = Http(crash_server)
-    agent = Client(agent_jid("agent1"), AGENT_PASSWORD, crash_server.c2s_port)
-    status, _, _ = http.register("crash_visitor", "123")
-    assert status == 201
+    agent, visitor = agent_and_visitor(crash_server, "crash_visitor", "123")
     visitor_jid = f"crash_visitor@{CLIENT_HOST}"
-    visitor = Client(visitor_jid, "123", crash_server.c2s_port)
     for i in range(20):
         visitor.send(agent_jid("agent1"), f"message {i}")
         agent.send(visitor_jid, f"answer {i}")
@@ -153,11 +150,8 @@ def test_kill_9_loses_nothing_acknowledged(crash_server):
 
 def test_an_ejabberd_restart_keeps_the_rotation_and_the_conversation(crash_server):
     http = Http(crash_server)
-    agent = Client(agent_jid("agent1"), AGENT_PASSWORD, crash_server.c2s_port)
-    status, _, _ = http.register("restart_visitor", "123")
-    assert status == 201
+    agent, visitor = agent_and_visitor(crash_server, "restart_visitor", "123")
     visitor_jid = f"restart_visitor@{CLIENT_HOST}"
-    visitor = Client(visitor_jid, "123", crash_server.c2s_port)
     visitor.send(agent_jid("agent1"), "before the restart")
     assert agent.receive()["body"] == "before the restart"
 

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AGENT_PASSWORD, CLIENT_HOST, HELPDESK_HOST, Http, agent_jid
+from conftest import AGENT_PASSWORD, CLIENT_HOST, HELPDESK_HOST, Http, agent_jid, agent_and_visitor
 from sandbox import REPO, Sandbox, wait_for
 from test_archive import ENTRY, conversations, record_of, unescape
-from xmpp_client import Client
 
 RIAK_PORT = 15287
 AGENT_KEY = agent_jid("agent1")
@@ -110,19 +109,10 @@ def riak(tmp_path_factory):
             stand_in.stop()
 
 
-def chat(server, visitor_name):
-    """agent1 and a registered, logged-in visitor on `server`."""
-    agent = Client(agent_jid("agent1"), AGENT_PASSWORD, server.c2s_port)
-    status, _, body = Http(server).register(visitor_name, "pw")
-    assert status == 201, body
-    visitor = Client(f"{visitor_name}@{CLIENT_HOST}", "pw", server.c2s_port)
-    return agent, visitor
-
-
 def test_racing_writers_make_siblings_that_are_merged(riak):
     stand_in, (server_a, server_b) = riak
-    agent_a, visitor_a = chat(server_a, "visitor_a")
-    agent_b, visitor_b = chat(server_b, "visitor_b")
+    agent_a, visitor_a = agent_and_visitor(server_a, "visitor_a")
+    agent_b, visitor_b = agent_and_visitor(server_b, "visitor_b")
     try:
         # Both nodes push their first entry; the stand-in answers their gets
         # together, so both read the same (empty) key and the second put makes
@@ -159,7 +149,7 @@ def test_racing_writers_make_siblings_that_are_merged(riak):
 
 def test_riak_outage_during_a_burst_loses_and_duplicates_nothing(riak):
     stand_in, (server_a, _) = riak
-    agent, visitor = chat(server_a, "visitor_outage")
+    agent, visitor = agent_and_visitor(server_a, "visitor_outage")
     visitor_jid = f"visitor_outage@{CLIENT_HOST}"
     try:
         sent = []

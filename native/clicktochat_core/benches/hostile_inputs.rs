@@ -44,6 +44,19 @@ fn fill(head: &str, unit: &str, tail: &str, pad: &str) -> Vec<u8> {
     body.into_bytes()
 }
 
+/// `<registration` with distinct attributes up to nearly 8 KiB, then `tail`,
+/// padded to the body limit.
+fn attributes_8k(tail: &str) -> Vec<u8> {
+    let mut body = String::from("<registration");
+    let mut i = 0;
+    while body.len() < MAX_BODY_BYTES - 200 {
+        body.push_str(&format!(" a{i}=''"));
+        i += 1;
+    }
+    body.push_str(tail);
+    fill(&body, " ", "", " ")
+}
+
 /// A valid body with the longest username and password, padded with
 /// `padding` (whitespace or comments, both allowed after the root).
 fn max_fields(padding: &str) -> Vec<u8> {
@@ -99,30 +112,12 @@ fn hostile_bodies() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ),
         (
             "attributes_8k_unique",
-            {
-                let mut body = String::from("<registration");
-                let mut i = 0;
-                while body.len() < MAX_BODY_BYTES - 200 {
-                    body.push_str(&format!(" a{i}=''"));
-                    i += 1;
-                }
-                body.push_str("><username>u</username><password>p</password></registration>");
-                fill(&body, " ", "", " ")
-            },
+            attributes_8k("><username>u</username><password>p</password></registration>"),
             "ok",
         ),
         (
             "attributes_8k_duplicate_last",
-            {
-                let mut body = String::from("<registration");
-                let mut i = 0;
-                while body.len() < MAX_BODY_BYTES - 200 {
-                    body.push_str(&format!(" a{i}=''"));
-                    i += 1;
-                }
-                body.push_str(" a0=''/>");
-                fill(&body, " ", "", " ")
-            },
+            attributes_8k(" a0=''/>"),
             "bad_xml",
         ),
         ("max_username_and_password", max_fields(" "), "ok"),
