@@ -1,13 +1,14 @@
 %%% mod_http_clicktochat: the HTTP API of click to chat, mounted by an
 %%% ejabberd_http listener (`request_handlers: /clicktochat: mod_http_clicktochat').
 %%%
-%%% Parsing the registration body and rendering every response is done by the
-%%% NIF; this module only routes, talks to mod_clicktochat and maps errors to
-%%% HTTP statuses. XML is the default; JSON is spoken to clients that send it
+%%% What is HTTP lives here: routing, methods, the client's address as
+%%% ejabberd_http gives it, content negotiation, statuses and headers. Each
+%%% request makes one call to clicktochat_api; rendering the body is done by
+%%% the NIF. XML is the default; JSON is spoken to clients that send it
 %%% (Content-Type: application/json) or ask for it (Accept: application/json).
 -module(mod_http_clicktochat).
 
--export([process/2]).
+-export([process/2, request_format/1, response_format/1]).
 
 -include("ejabberd_http.hrl").
 
@@ -18,20 +19,20 @@
 process(Path, #request{headers = Headers} = Request) ->
     route(Path, Request, response_format(Headers)).
 
+%% #request.ip is the client's address as ejabberd_http resolved it: the
+%% peer, or the address X-Forwarded-For gives when every hop after it is in
+%% the global trusted_proxies.
 route([<<"register">>], #request{method = 'POST', data = Body, host = Host, ip = {IP, _},
                                  headers = Headers}, Format) ->
-    with_instance(Host, register, Format,
-                  fun(Instance) ->
-                          case mod_clicktochat:admit_registration(Instance, IP,
-                                                                   forwarded_for(Headers)) of
-                              ok -> register_visitor(Instance, Body, request_format(Headers),
-                                                     Format);
-                              {rate_limited, RetryAfter} ->
-                                  with_header(error_reply(Format, 429, register, rate_limited),
-                                              {<<"Retry-After">>,
-                                               integer_to_binary(RetryAfter)})
-                          end
-                  end);
+    case clicktochat_api:register(Host, IP, {request_format(Headers), Body}) of
+        {ok, VisitorJid, AgentJid} ->
+            {201, headers(Format), clicktochat_nif:render_register_ok(Format, VisitorJid, AgentJid)};
+        {rate_limited, RetryAfter} ->
+            with_header(error_reply(Format, 429, register, rate_limited),
+                        {<<"Retry-After">>, integer_to_binary(RetryAfter)});
+        {error, Reason} ->
+            error_reply(Format, register_status(Reason), register, Reason)
+    end;
 route([<<"register">>], _Request, Format) ->
     method_not_allowed(Format, register, <<"POST">>);
 route([<<"list">>], #request{method = Method, host = Host, raw_path = RawPath}, Format)
@@ -40,75 +41,36 @@ route([<<"list">>], #request{method = Method, host = Host, raw_path = RawPath}, 
     %% decode (`?%zz') and empty parameters (`?&&').
     case binary:split(RawPath, <<"?">>) of
         [_Path | Query] when Query == []; Query == [<<>>] ->
-            with_instance(Host, connected_users, Format,
-                          fun(Instance) ->
-                                  Agents = mod_clicktochat:connected_agents(Instance),
-                                  {200, headers(Format),
-                                   clicktochat_nif:render_list(Format, Agents)}
-                          end);
+            case clicktochat_api:connected_agents(Host) of
+                {ok, Agents} -> {200, headers(Format), clicktochat_nif:render_list(Format, Agents)};
+                {error, not_configured} ->
+                    error_reply(Format, 503, connected_users, not_configured)
+            end;
         _ ->
             error_reply(Format, 400, connected_users, unexpected_parameters)
     end;
 route([<<"list">>], _Request, Format) ->
     method_not_allowed(Format, connected_users, <<"GET, HEAD">>);
+%% The archive is XML (the original project's entry format inside) only;
+%% its errors follow the client's format.
 route([<<"conversations">>, AgentJid], #request{method = 'GET', ip = {IP, _}}, Format) ->
-    conversations(AgentJid, IP, Format);
+    case clicktochat_api:conversations(AgentJid, IP) of
+        {ok, Xml} -> {200, headers(xml), Xml};
+        {error, Reason} when Reason == not_an_agent; Reason == unknown_agent ->
+            error_reply(Format, 404, conversations, unknown_agent);
+        {error, forbidden} -> error_reply(Format, 403, conversations, forbidden);
+        {error, StoreError} -> error_reply(Format, 503, conversations, StoreError)
+    end;
 route([<<"conversations">>, _AgentJid], _Request, Format) ->
     method_not_allowed(Format, conversations, <<"GET">>);
 route(_Path, _Request, Format) ->
     error_reply(Format, 404, error, not_found).
 
-register_visitor(Instance, Body, RequestFormat, Format) ->
-    Parsed = case RequestFormat of
-                 xml -> clicktochat_nif:parse_registration(Body);
-                 json -> clicktochat_nif:parse_registration_json(Body)
-             end,
-    case Parsed of
-        {error, too_large} ->
-            error_reply(Format, 413, register, too_large);
-        {error, Reason} ->
-            error_reply(Format, 400, register, Reason);
-        {ok, User, Password} ->
-            case mod_clicktochat:register_visitor(Instance, User, Password) of
-                {ok, VisitorJid, AgentJid} ->
-                    {201, headers(Format),
-                     clicktochat_nif:render_register_ok(Format, VisitorJid, AgentJid)};
-                {error, Reason} when Reason == no_agent_available;
-                                     Reason == too_many_visitors ->
-                    error_reply(Format, 503, register, Reason);
-                {error, Reason} when Reason == internal_error; Reason == db_failure ->
-                    error_reply(Format, 500, register, Reason);
-                {error, Reason} ->
-                    error_reply(Format, 400, register, Reason)
-            end
-    end.
-
-%% The archive is XML (the original project's entry format inside) only;
-%% its errors follow the client's format.
-conversations(AgentJid, IP, Format) ->
-    case mod_clicktochat:agent_instance(AgentJid) of
-        {error, not_an_agent} ->
-            error_reply(Format, 404, conversations, unknown_agent);
-        {ok, Instance, Agent} ->
-            case mod_clicktochat:may_read_conversations(Instance, IP) of
-                false ->
-                    error_reply(Format, 403, conversations, forbidden);
-                true ->
-                    case mod_clicktochat:conversations(Instance, Agent) of
-                        {ok, Xml} -> {200, headers(xml), Xml};
-                        {error, unknown_agent} ->
-                            error_reply(Format, 404, conversations, unknown_agent);
-                        {error, Why} ->
-                            error_reply(Format, 503, conversations, Why)
-                    end
-            end
-    end.
-
-with_instance(Host, Root, Format, Fun) ->
-    case mod_clicktochat:instance_for(Host) of
-        {ok, Instance} -> Fun(Instance);
-        error -> error_reply(Format, 503, Root, not_configured)
-    end.
+register_status(too_large) -> 413;
+register_status(Reason) when Reason == no_agent_available; Reason == too_many_visitors;
+                             Reason == not_configured -> 503;
+register_status(Reason) when Reason == internal_error; Reason == db_failure -> 500;
+register_status(_BadRequest) -> 400.
 
 method_not_allowed(Format, Root, Allowed) ->
     with_header(error_reply(Format, 405, Root, method_not_allowed), {<<"Allow">>, Allowed}).
@@ -155,11 +117,6 @@ response_format(Headers) ->
 header(Name, Headers) ->
     Values = [V || {K, V} <- Headers, string:lowercase(to_binary(K)) == Name],
     string:lowercase(iolist_to_binary(lists:join(<<",">>, Values))).
-
-%% X-Forwarded-For's addresses, nearest proxy last.
-forwarded_for(Headers) ->
-    [string:trim(A) || A <- binary:split(header(<<"x-forwarded-for">>, Headers), <<",">>,
-                                         [global, trim_all])].
 
 to_binary(A) when is_atom(A) -> atom_to_binary(A);
 to_binary(B) -> B.

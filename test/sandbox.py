@@ -43,8 +43,9 @@ def port_open(port):
         return False
 
 
-def yml_config(c2s_port, http_port, module_options, http_backlog=None):
+def yml_config(c2s_port, http_port, module_options, http_backlog=None, global_options=None):
     options = "".join(f"    {k}: {v}\n" for k, v in module_options.items() if v is not None)
+    top_level = "".join(f"{k}: {v}\n" for k, v in (global_options or {}).items())
     # ejabberd's default listen backlog is 5: past it Linux drops new
     # connections, or resets them once SYN cookies are in play.
     backlog = f"    backlog: {http_backlog}\n" if http_backlog else ""
@@ -55,7 +56,7 @@ hosts:
 loglevel: info
 auth_method: internal
 auth_password_format: plain
-# Loopback only: plain-text logins are fine here, never on a public port.
+{top_level}# Loopback only: plain-text logins are fine here, never on a public port.
 listen:
   - port: {c2s_port}
     ip: "127.0.0.1"
@@ -117,11 +118,13 @@ class Sandbox:
     tree into the sandbox's own contrib directory with `make install`."""
 
     def __init__(self, name, c2s_port, http_port, module_options=None,
-                 legacy_cfg=False, root=None, files=None, http_backlog=None):
+                 legacy_cfg=False, root=None, files=None, http_backlog=None,
+                 global_options=None):
         """module_options: mod_clicktochat's options (a None value leaves the
         option out); files: {path relative to the sandbox: text} written
         before the start, readable by ejabberd; http_backlog: the HTTP
-        listener's `backlog` (ejabberd's default, 5, when None)."""
+        listener's `backlog` (ejabberd's default, 5, when None);
+        global_options: {name: YAML value} at the top level of ejabberd.yml."""
         self.name = name
         self.node = f"clicktochat_{name}@localhost"
         self.c2s_port = c2s_port
@@ -133,6 +136,7 @@ class Sandbox:
         }
         self.legacy_cfg = legacy_cfg
         self.http_backlog = http_backlog
+        self.global_options = global_options
         self.files = files or {}
         self.dir = Path(root or tempfile.mkdtemp(prefix=f"clicktochat-{name}-"))
         self.config_dir = self.dir / "etc"
@@ -174,7 +178,7 @@ class Sandbox:
             text = legacy_cfg_config(self.c2s_port, self.http_port, self.module_options)
         else:
             text = yml_config(self.c2s_port, self.http_port, self.module_options,
-                              self.http_backlog)
+                              self.http_backlog, self.global_options)
         self.config_file.write_text(text)
 
     def ctl_command(self, *args):

@@ -74,9 +74,12 @@ MAX_VISITORS = 2
 
 @pytest.fixture(scope="module")
 def limited_server():
+    # trusted_proxies is ejabberd's own (global) option: ejabberd_http
+    # resolves X-Forwarded-For with it before the module sees the request.
     sandbox = Sandbox("limited", RATE_C2S, RATE_HTTP, {
-        "max_registrations_per_minute": PER_MINUTE, "trusted_proxies": '["127.0.0.1"]',
-        "max_visitors": MAX_VISITORS, "max_sessions": 10})
+        "max_registrations_per_minute": PER_MINUTE,
+        "max_visitors": MAX_VISITORS, "max_sessions": 10},
+        global_options={"trusted_proxies": '["127.0.0.1"]'})
     with sandbox.serving([("agent1", HELPDESK_HOST, AGENT_PASSWORD)]):
         yield sandbox
 
