@@ -14,14 +14,14 @@ PREFIX ?= $(EJABBERD_HOME)/.ejabberd-modules
 DESTDIR ?=
 MODULE_DIR = $(DESTDIR)$(PREFIX)/mod_clicktochat
 
-DEBIAN_PACKAGES = erlang-nox erlang-dev erlang-eunit ejabberd python3-slixmpp python3-pytest curl
+DEBIAN_PACKAGES = erlang-nox erlang-dev erlang-eunit rebar3 ejabberd python3-slixmpp python3-pytest curl
 ERL_SOURCES = $(wildcard erlang_src/*.erl)
 BEAMS = $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 NIF = priv/clicktochat_nif.so
 # Debian's python, which has python3-slixmpp and python3-pytest (not pyenv's).
 PYTHON = /usr/bin/python3
 
-.PHONY: all nif beams deps install uninstall test test-rust test-fuzz test-integration lint demo demo-stop bench fuzz clean
+.PHONY: all nif beams deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration lint demo demo-stop bench fuzz clean
 
 all: nif beams
 
@@ -36,7 +36,7 @@ $(NIF): Cargo.toml Cargo.lock $(wildcard native/*/Cargo.toml native/*/src/*.rs)
 
 beams: $(BEAMS)
 
-ebin/%.beam: erlang_src/%.erl
+ebin/%.beam: erlang_src/%.erl erlang_src/clicktochat.hrl
 	@test -n "$(EJABBERD_DIR)" -a -n "$(XMPP_DIR)" || { echo "ejabberd is not installed: run 'make deps' (as root)"; exit 1; }
 	@mkdir -p ebin
 	erlc $(ERLC_FLAGS) -o ebin $<
@@ -65,10 +65,25 @@ install: all
 uninstall:
 	rm -rf $(MODULE_DIR)
 
-test: deps lint all test-rust test-fuzz test-integration
+test: deps lint all test-rust test-erlang test-rebar3 test-fuzz test-integration
 
 test-rust:
 	cargo test --workspace --locked
+
+# eunit: the pure Erlang parts (legacy config, option resolution, content
+# negotiation, address rules). They call jid/econf, so the xmpp application
+# (Debian's erlang-p1-xmpp, ejabberd's dependency) is started first.
+test-erlang: beams
+	@mkdir -p _build/eunit
+	erlc -o _build/eunit test/eunit/*.erl
+	erl -noshell -pa ebin -pa _build/eunit -pa $(EJABBERD_DIR)/ebin -eval \
+	  '{ok, _} = application:ensure_all_started(xmpp), \
+	   Modules = [list_to_atom(filename:basename(F, ".beam")) || F <- filelib:wildcard("_build/eunit/*_tests.beam")], \
+	   case eunit:test(Modules, [verbose]) of ok -> halt(0); _ -> halt(1) end.'
+
+# The same beams built by rebar3 (rebar.config), in its own _build.
+test-rebar3:
+	rebar3 compile
 
 # cargo-fuzz targets (native/fuzz): a short run in `make test`, longer with
 # `make fuzz FUZZ_SECONDS=600`.
@@ -95,13 +110,16 @@ demo: deps all
 demo-stop:
 	DEMO_HTTP_PORT=$(DEMO_HTTP_PORT) DEMO_C2S_PORT=$(DEMO_C2S_PORT) $(PYTHON) test/demo.py --stop
 
-# The rotation's hot path: direct NIF calls against a gen_server, in one run.
+# The rotation's hot path: direct NIF calls against a gen_server, in one run;
+# the assignment read path: Mnesia dirty_read against ETS and a transaction.
 BENCH_CLIENTS ?= 8
 BENCH_PAIRS ?= 50000
 bench: all
 	@mkdir -p _build/bench
 	erlc -o _build/bench test/bench/rotation_bench.erl
 	erl -noshell -pa ebin -pa _build/bench -run rotation_bench main $(BENCH_CLIENTS) $(BENCH_PAIRS)
+	erlc -o _build/bench test/bench/assignment_bench.erl
+	erl -noshell -pa _build/bench -run assignment_bench main 100000 1000000
 
 clean:
 	rm -rf _build
