@@ -6,26 +6,24 @@
 %%% `ebin' (ejabberd's contrib layout and the build tree alike).
 -module(clicktochat_nif).
 
--export([new/1, set_max_sessions/2, resource_available/3, resource_unavailable/3,
+%% Written once: exported, and declared as the functions the library may
+%% replace (load_nif refuses one that replaces anything else).
+-define(NIFS,
+        [new/1, resource_available/3, resource_unavailable/3,
          pick/1, release/2, restore/2, queue/1, loads/1,
-         parse_registration/1, render_register_ok/3, render_list/2, render_error/3,
-         archive_open/2, archive_link/4, archive_unlink/2, archive_message/4,
-         archive_sync/2, archive_read_xml/2, archive_status/1, archive_close/1,
-         archive_agent_of/2, ratelimit_new/1, ratelimit_allow/2,
-         parse_registration_json/1]).
+         parse_registration/1, parse_registration_json/1,
+         render_register_ok/3, render_list/2, render_error/3,
+         archive_open/2, archive_message/4, archive_sync/2, archive_read_xml/2,
+         archive_status/1, archive_close/1,
+         ratelimit_new/1, ratelimit_allow/2]).
+
+-export(?NIFS).
+-nifs(?NIFS).
 
 -on_load(load/0).
 
 -type rotation() :: reference().
 -export_type([rotation/0]).
-
--nifs([new/1, set_max_sessions/2, resource_available/3, resource_unavailable/3,
-       pick/1, release/2, restore/2, queue/1, loads/1,
-       parse_registration/1, render_register_ok/3, render_list/2, render_error/3,
-       archive_open/2, archive_link/4, archive_unlink/2, archive_message/4,
-       archive_sync/2, archive_read_xml/2, archive_status/1, archive_close/1,
-       archive_agent_of/2, ratelimit_new/1, ratelimit_allow/2,
-       parse_registration_json/1]).
 
 load() ->
     Ebin = filename:dirname(code:which(?MODULE)),
@@ -34,9 +32,6 @@ load() ->
 
 -spec new(pos_integer()) -> rotation().
 new(_MaxSessions) -> not_loaded().
-
--spec set_max_sessions(rotation(), pos_integer()) -> ok.
-set_max_sessions(_Rotation, _MaxSessions) -> not_loaded().
 
 -spec resource_available(rotation(), binary(), binary()) -> ok.
 resource_available(_Rotation, _Agent, _Resource) -> not_loaded().
@@ -89,16 +84,16 @@ render_error(_Format, _Root, _Reason) -> not_loaded().
 -spec archive_open(binary(), store()) -> {ok, archive()} | {error, binary()}.
 archive_open(_Path, _Store) -> not_loaded().
 
-%% The visitor's conversation with the agent started at StartUs (Unix µs).
--spec archive_link(archive(), binary(), binary(), integer()) -> ok.
-archive_link(_Archive, _Visitor, _Agent, _StartUs) -> not_loaded().
+%% Bare JIDs of the conversation's visitor and agent, and when it started
+%% (Unix µs): the caller owns the assignment and says which conversation a
+%% message belongs to.
+-type conversation() :: {Visitor :: binary(), Agent :: binary(), StartUs :: integer()}.
+-type direction() :: from_visitor | from_agent.
 
--spec archive_unlink(archive(), binary()) -> ok.
-archive_unlink(_Archive, _Visitor) -> not_loaded().
-
-%% Bare JIDs and the body. Never blocks: hands the entry to the writer.
--spec archive_message(archive(), binary(), binary(), binary()) -> recorded | ignored | closed.
-archive_message(_Archive, _From, _To, _Text) -> not_loaded().
+%% Never blocks: hands the entry to the writer thread. The direction decides
+%% the entry's from and to.
+-spec archive_message(archive(), conversation(), direction(), binary()) -> recorded | closed.
+archive_message(_Archive, _Conversation, _Direction, _Text) -> not_loaded().
 
 %% Waits (up to TimeoutMs) until every entry handed over is committed. Dirty I/O.
 -spec archive_sync(archive(), non_neg_integer()) -> ok | {error, binary()}.
@@ -115,10 +110,6 @@ archive_status(_Archive) -> not_loaded().
 %% Commits what is pending, stops the writer, releases the file. Dirty I/O.
 -spec archive_close(archive()) -> ok.
 archive_close(_Archive) -> not_loaded().
-
-%% The agent of a linked visitor (bare JIDs).
--spec archive_agent_of(archive(), binary()) -> {ok, binary()} | none.
-archive_agent_of(_Archive, _Visitor) -> not_loaded().
 
 -type ratelimit() :: reference().
 

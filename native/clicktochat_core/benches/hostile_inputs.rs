@@ -19,7 +19,7 @@
 //! `-- --quick`, or `-- --warm-up-time 1 --measurement-time 2`, for a short
 //! run).
 
-use clicktochat_core::archive::{Archive, ArchiveConfig, Captured, Store};
+use clicktochat_core::archive::{Archive, ArchiveConfig, Captured, Conversation, Direction, Store};
 use clicktochat_core::registration::{MAX_BODY_BYTES, MAX_PASSWORD_BYTES, MAX_USERNAME_BYTES};
 use clicktochat_core::{parse_registration, render, Release, Rotation};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -638,9 +638,9 @@ fn longest_single_calls() {
     println!();
 }
 
-/// `archive_link`, `archive_message` and `archive_unlink` on an embedded
-/// archive of 10,000 conversations, messages of 64 KiB (the writer thread
-/// commits them meanwhile, as it would in ejabberd).
+/// `archive_message` on an embedded archive, 500 messages of 64 KiB spread
+/// over 500 conversations (the writer thread commits them meanwhile, as it would
+/// in ejabberd).
 fn archive_calls() {
     let dir = std::env::temp_dir().join(format!("clicktochat-bench-{}", std::process::id()));
     let archive = Archive::open(ArchiveConfig {
@@ -652,61 +652,37 @@ fn archive_calls() {
         .map(|i| format!("visitor{i:05}@clients.example.com"))
         .collect();
     let agent = "agent1@helpdesk.example.com";
-    let links: Vec<Duration> = visitors
-        .iter()
-        .map(|v| {
-            let start = Instant::now();
-            archive.link(v, agent, 1_795_612_320_000_000);
-            start.elapsed()
-        })
-        .collect();
     let body = "é".repeat(32 * 1024);
     let messages: Vec<Duration> = (0..500)
         .map(|i| {
-            let visitor = &visitors[i * 7919 % AGENTS];
+            let conversation = Conversation {
+                visitor: &visitors[i * 7919 % AGENTS],
+                agent,
+                start_us: 1_795_612_320_000_000,
+            };
+            let direction = if i % 2 == 0 {
+                Direction::FromVisitor
+            } else {
+                Direction::FromAgent
+            };
             let start = Instant::now();
-            let captured = archive.message(visitor, agent, &body, 1_795_612_320_000_000 + i as i64);
+            let captured = archive.message(
+                &conversation,
+                direction,
+                &body,
+                1_795_612_320_000_000 + i as i64,
+            );
             let elapsed = start.elapsed();
             assert_eq!(captured, Captured::Recorded);
             elapsed
         })
         .collect();
-    let ignored: Vec<Duration> = (0..10_000)
-        .map(|i| {
-            let start = Instant::now();
-            black_box(archive.message(&visitors[i], "someone@else", "hi", 0));
-            start.elapsed()
-        })
-        .collect();
-    let unlinks: Vec<Duration> = visitors
-        .iter()
-        .map(|v| {
-            let start = Instant::now();
-            archive.unlink(v);
-            start.elapsed()
-        })
-        .collect();
     archive.close();
     let _ = std::fs::remove_dir_all(&dir);
     row(
-        "archive_link, 10k conversations",
-        links.len(),
-        summary(links),
-    );
-    row(
-        "archive_message, 64 KiB body, 10k conversations, writer busy",
+        "archive_message, 64 KiB body, 500 conversations, writer busy",
         messages.len(),
         summary(messages),
-    );
-    row(
-        "archive_message, not a conversation (ignored)",
-        ignored.len(),
-        summary(ignored),
-    );
-    row(
-        "archive_unlink, 10k conversations",
-        unlinks.len(),
-        summary(unlinks),
     );
 }
 

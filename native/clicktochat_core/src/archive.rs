@@ -1,6 +1,8 @@
 //! The conversation archive: messages between a visitor and its agent are
 //! handed over by the hooks (a channel send, nothing more on the XMPP path),
-//! and one writer thread per archive batches them into the stores.
+//! each with the conversation it belongs to (the Erlang side owns the
+//! visitor -> agent assignment), and one writer thread per archive batches
+//! them into the stores.
 //!
 //! - `embedded` store: a redb file (ACID, copy-on-write B-tree, fsync on
 //!   commit). One key per conversation (agent, start, visitor), so a new
@@ -21,7 +23,7 @@ use crate::riak::{RiakClient, RiakConfig, RiakError};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -80,12 +82,31 @@ impl<E: Into<redb::Error>> From<E> for ArchiveError {
     }
 }
 
+/// The conversation a message belongs to. The caller (the Erlang side,
+/// which owns the visitor -> agent assignment) decides it; the archive does
+/// not second-guess it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conversation<'a> {
+    /// The visitor's bare JID.
+    pub visitor: &'a str,
+    /// The agent's bare JID.
+    pub agent: &'a str,
+    /// When the conversation started, Unix microseconds.
+    pub start_us: i64,
+}
+
+/// Who sent a message: decides the entry's `from` and `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    FromVisitor,
+    FromAgent,
+}
+
 /// What happened to a message handed to [`Archive::message`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Captured {
     Recorded,
-    /// Not between a visitor and its own agent.
-    Ignored,
+    /// The archive is closed: the message was not taken.
     Closed,
 }
 
@@ -96,11 +117,6 @@ pub struct Status {
     pub pushed_keys: u64,
     pub outbox_keys: u64,
     pub last_error: Option<String>,
-}
-
-struct Link {
-    agent: String,
-    start_us: i64,
 }
 
 enum Command {
@@ -120,7 +136,6 @@ pub struct Archive {
     db: RwLock<Option<Arc<Database>>>,
     store: Store,
     sender: Sender<Command>,
-    links: Mutex<HashMap<String, Link>>,
     status: Arc<Mutex<Status>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -162,58 +177,27 @@ impl Archive {
             db: RwLock::new(Some(db)),
             store: config.store,
             sender,
-            links: Mutex::new(HashMap::new()),
             status,
             writer: Mutex::new(Some(handle)),
         })
     }
 
-    /// The visitor's conversation with `agent` started at `start_us`.
-    pub fn link(&self, visitor: &str, agent: &str, start_us: i64) {
-        self.links.lock().insert(
-            visitor.to_owned(),
-            Link {
-                agent: agent.to_owned(),
-                start_us,
-            },
-        );
-    }
-
-    /// The visitor has gone: later messages are not its conversation.
-    pub fn unlink(&self, visitor: &str) -> bool {
-        self.links.lock().remove(visitor).is_some()
-    }
-
-    /// The agent a linked visitor belongs to.
-    pub fn agent_of(&self, visitor: &str) -> Option<String> {
-        self.links
-            .lock()
-            .get(visitor)
-            .map(|link| link.agent.clone())
-    }
-
-    /// Records a message if it is between a visitor and its own agent
-    /// (bare JIDs), in either direction. Never blocks.
-    pub fn message(&self, from: &str, to: &str, msg: &str, time_us: i64) -> Captured {
-        let conversation = {
-            let links = self.links.lock();
-            match (links.get(from), links.get(to)) {
-                (Some(link), _) if link.agent == to => {
-                    Some((from, link.agent.clone(), link.start_us))
-                }
-                (_, Some(link)) if link.agent == from => {
-                    Some((to, link.agent.clone(), link.start_us))
-                }
-                _ => None,
-            }
-        };
-        let Some((visitor, agent, start_us)) = conversation else {
-            return Captured::Ignored;
+    /// Records a message of `conversation` (bare JIDs). Never blocks.
+    pub fn message(
+        &self,
+        conversation: &Conversation,
+        direction: Direction,
+        msg: &str,
+        time_us: i64,
+    ) -> Captured {
+        let (from, to) = match direction {
+            Direction::FromVisitor => (conversation.visitor, conversation.agent),
+            Direction::FromAgent => (conversation.agent, conversation.visitor),
         };
         let command = Command::Record {
-            agent,
-            visitor: visitor.to_owned(),
-            start_us,
+            agent: conversation.agent.to_owned(),
+            visitor: conversation.visitor.to_owned(),
+            start_us: conversation.start_us,
             entry: Entry {
                 time_us,
                 from: from.to_owned(),
@@ -556,43 +540,100 @@ mod tests {
         }
     }
 
+    const CONVERSATION: Conversation = Conversation {
+        visitor: "v@c",
+        agent: "a@h",
+        start_us: 0,
+    };
+
     #[test]
     fn close_releases_the_file_while_the_archive_is_still_referenced() {
         let dir = std::env::temp_dir().join(format!("clicktochat-reopen-{}", std::process::id()));
         let path = dir.join("a.redb");
         let first = Archive::open(config(&path)).expect("open");
-        first.link("v@c", "a@h", 0);
-        assert_eq!(first.message("v@c", "a@h", "hi", 1), Captured::Recorded);
+        assert_eq!(
+            first.message(&CONVERSATION, Direction::FromVisitor, "hi", 1),
+            Captured::Recorded
+        );
         first.close();
         // A module restart opens the same file before the old one is dropped.
         let second = Archive::open(config(&path)).expect("reopen after close");
         assert_eq!(second.read("a@h").expect("read")[0].entries[0].msg, "hi");
         assert!(matches!(first.read("a@h"), Err(ArchiveError::Closed)));
-        assert_eq!(first.message("v@c", "a@h", "late", 2), Captured::Closed);
+        assert_eq!(
+            first.message(&CONVERSATION, Direction::FromVisitor, "late", 2),
+            Captured::Closed
+        );
         drop(first);
         drop(second);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
-    fn only_messages_between_a_visitor_and_its_agent_are_recorded() {
+    fn direction_sets_from_and_to_and_conversations_keep_apart() {
         let dir = std::env::temp_dir().join(format!("clicktochat-links-{}", std::process::id()));
         let archive = Archive::open(config(&dir.join("a.redb"))).expect("open");
-        archive.link("v@c", "a@h", 5);
-        assert_eq!(archive.message("v@c", "a@h", "1", 10), Captured::Recorded);
-        assert_eq!(archive.message("a@h", "v@c", "2", 11), Captured::Recorded);
-        assert_eq!(archive.message("v@c", "b@h", "3", 12), Captured::Ignored);
-        assert_eq!(archive.message("b@h", "v@c", "4", 13), Captured::Ignored);
-        assert_eq!(archive.message("x@c", "a@h", "5", 14), Captured::Ignored);
-        assert!(archive.unlink("v@c"));
-        assert_eq!(archive.message("v@c", "a@h", "6", 15), Captured::Ignored);
+        let first = Conversation {
+            visitor: "v@c",
+            agent: "a@h",
+            start_us: 5,
+        };
+        // The same visitor, later, with another agent; and another visitor
+        // of the first agent.
+        let second = Conversation {
+            visitor: "v@c",
+            agent: "b@h",
+            start_us: 7,
+        };
+        let third = Conversation {
+            visitor: "x@c",
+            agent: "a@h",
+            start_us: 6,
+        };
+        let said = [
+            (&first, Direction::FromVisitor, "1"),
+            (&first, Direction::FromAgent, "2"),
+            (&second, Direction::FromVisitor, "3"),
+            (&third, Direction::FromAgent, "4"),
+            (&second, Direction::FromAgent, "5"),
+            (&first, Direction::FromVisitor, "6"),
+        ];
+        for (time_us, (conversation, direction, msg)) in (10..).zip(said) {
+            assert_eq!(
+                archive.message(conversation, direction, msg, time_us),
+                Captured::Recorded
+            );
+        }
         archive.sync(Duration::from_secs(10)).expect("sync");
-        let records = archive.read("a@h").expect("read");
-        assert_eq!(records.len(), 1);
-        assert_eq!((records[0].start_us, records[0].user.as_str()), (5, "v@c"));
-        let said: Vec<&str> = records[0].entries.iter().map(|e| e.msg.as_str()).collect();
-        assert_eq!(said, ["1", "2"]);
-        assert_eq!(archive.status().committed_entries, 2);
+        let entries = |record: &Record| -> Vec<(String, String, String)> {
+            record
+                .entries
+                .iter()
+                .map(|e| (e.from.clone(), e.to.clone(), e.msg.clone()))
+                .collect()
+        };
+        let owned = |from: &str, to: &str, msg: &str| (from.into(), to.into(), msg.into());
+        let a = archive.read("a@h").expect("read a");
+        assert_eq!(a.len(), 2);
+        assert_eq!((a[0].start_us, a[0].user.as_str()), (5, "v@c"));
+        assert_eq!(
+            entries(&a[0]),
+            [
+                owned("v@c", "a@h", "1"),
+                owned("a@h", "v@c", "2"),
+                owned("v@c", "a@h", "6")
+            ]
+        );
+        assert_eq!((a[1].start_us, a[1].user.as_str()), (6, "x@c"));
+        assert_eq!(entries(&a[1]), [owned("a@h", "x@c", "4")]);
+        let b = archive.read("b@h").expect("read b");
+        assert_eq!(b.len(), 1);
+        assert_eq!((b[0].start_us, b[0].user.as_str()), (7, "v@c"));
+        assert_eq!(
+            entries(&b[0]),
+            [owned("v@c", "b@h", "3"), owned("b@h", "v@c", "5")]
+        );
+        assert_eq!(archive.status().committed_entries, 6);
         drop(archive);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -6,22 +6,25 @@
 //! run by the parent test with CLICKTOCHAT_CRASH_CHILD set, and is a no-op
 //! otherwise.
 
-use clicktochat_core::archive::{Archive, ArchiveConfig, Store};
+use clicktochat_core::archive::{Archive, ArchiveConfig, Conversation, Direction, Store};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const AGENT: &str = "agent1@helpdesk.test";
 const VISITOR: &str = "visitor@clients.test";
+const CONVERSATION: Conversation = Conversation {
+    visitor: VISITOR,
+    agent: AGENT,
+    start_us: 1_000_000,
+};
 
 fn open(path: &std::path::Path) -> Archive {
-    let archive = Archive::open(ArchiveConfig {
+    Archive::open(ArchiveConfig {
         path: path.to_owned(),
         store: Store::Embedded,
     })
-    .expect("open the archive");
-    archive.link(VISITOR, AGENT, 1_000_000);
-    archive
+    .expect("open the archive")
 }
 
 #[test]
@@ -36,8 +39,8 @@ fn writer_child() {
         for _ in 0..10 {
             sent += 1;
             archive.message(
-                VISITOR,
-                AGENT,
+                &CONVERSATION,
+                Direction::FromVisitor,
                 &format!("message {sent}"),
                 sent as i64 * 1000,
             );

@@ -5,12 +5,12 @@
 //! an answer) is plain NIFs called directly by the process that needs it:
 //! each does O(log agents) work or parses/renders at most a few kilobytes,
 //! far under the ~1 ms a regular scheduler tolerates (see the hostile_inputs
-//! bench). What walks every agent (`queue`, `loads`, `set_max_sessions`,
-//! for operators and restarts) and what does I/O (the archive's open, sync,
+//! bench). What walks every agent (`queue`, `loads`, for operators) and
+//! what does I/O (the archive's open, sync,
 //! read, close) runs on dirty schedulers. Bad terms raise `badarg`; nothing
 //! here unwraps caller input.
 
-use clicktochat_core::archive::{Archive, ArchiveConfig, Captured, Store};
+use clicktochat_core::archive::{Archive, ArchiveConfig, Captured, Conversation, Direction, Store};
 use clicktochat_core::ratelimit::RateLimiter;
 use clicktochat_core::registration::parse_registration_json;
 use clicktochat_core::riak::RiakConfig;
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod atoms {
     rustler::atoms! {
-        ok, none, error, not_assigned, embedded, riak, recorded, ignored, closed,
+        ok, none, error, not_assigned, embedded, riak, recorded, closed,
         committed_entries, pushed_keys, outbox_keys, last_error, nil, xml, json
     }
 }
@@ -44,12 +44,6 @@ type Handle = ResourceArc<RotationResource>;
 #[rustler::nif]
 fn new(max_sessions: u32) -> Handle {
     ResourceArc::new(RotationResource(Mutex::new(Rotation::new(max_sessions))))
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn set_max_sessions(rotation: Handle, max_sessions: u32) -> Atom {
-    rotation.0.lock().set_max_sessions(max_sessions);
-    atoms::ok()
 }
 
 #[rustler::nif]
@@ -163,8 +157,7 @@ fn text_of(term: Term) -> NifResult<String> {
         .or_else(|_| term.decode::<&str>().map(str::to_owned))
 }
 
-/// The conversation archive of one client host: link map, writer thread and
-/// stores (see clicktochat_core::archive).
+/// The conversation archive of one client host: writer thread and stores (see clicktochat_core::archive).
 pub struct ArchiveResource(Archive);
 
 #[rustler::resource_impl]
@@ -206,26 +199,53 @@ fn archive_open<'a>(env: Env<'a>, path: String, store: Term<'a>) -> NifResult<Te
     })
 }
 
-#[rustler::nif]
-fn archive_link(archive: ArchiveHandle, visitor: &str, agent: &str, start_us: i64) -> Atom {
-    archive.0.link(visitor, agent, start_us);
-    atoms::ok()
+/// Decodes a `T`, raising `badarg` on a bad term like every other argument
+/// (rustler's derived decoders raise their own descriptive terms instead).
+struct BadArg<T>(T);
+
+impl<'a, T: rustler::Decoder<'a>> rustler::Decoder<'a> for BadArg<T> {
+    fn decode(term: Term<'a>) -> NifResult<Self> {
+        T::decode(term).map(BadArg).map_err(|_| Error::BadArg)
+    }
 }
 
-#[rustler::nif]
-fn archive_unlink(archive: ArchiveHandle, visitor: &str) -> Atom {
-    archive.0.unlink(visitor);
-    atoms::ok()
+/// `{Visitor, Agent, StartUs}`: bare JIDs, Unix microseconds.
+#[derive(rustler::NifTuple)]
+struct ConversationTerm<'a> {
+    visitor: &'a str,
+    agent: &'a str,
+    start_us: i64,
 }
 
+/// `from_visitor | from_agent`.
+#[derive(rustler::NifUnitEnum)]
+enum DirectionTerm {
+    FromVisitor,
+    FromAgent,
+}
+
+/// Never blocks: hands the entry to the writer thread.
 #[rustler::nif]
-fn archive_message(archive: ArchiveHandle, from: &str, to: &str, text: &str) -> Atom {
+fn archive_message(
+    archive: ArchiveHandle,
+    BadArg(conversation): BadArg<ConversationTerm>,
+    BadArg(direction): BadArg<DirectionTerm>,
+    text: &str,
+) -> Atom {
     let now_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-    match archive.0.message(from, to, text, now_us) {
+    let conversation = Conversation {
+        visitor: conversation.visitor,
+        agent: conversation.agent,
+        start_us: conversation.start_us,
+    };
+    let direction = match direction {
+        DirectionTerm::FromVisitor => Direction::FromVisitor,
+        DirectionTerm::FromAgent => Direction::FromAgent,
+    };
+    match archive.0.message(&conversation, direction, text, now_us) {
         Captured::Recorded => atoms::recorded(),
-        Captured::Ignored => atoms::ignored(),
         Captured::Closed => atoms::closed(),
     }
 }
@@ -282,14 +302,6 @@ fn archive_status(env: Env, archive: ArchiveHandle) -> NifResult<Term> {
 fn archive_close(archive: ArchiveHandle) -> Atom {
     archive.0.close();
     atoms::ok()
-}
-
-#[rustler::nif]
-fn archive_agent_of<'a>(env: Env<'a>, archive: ArchiveHandle, visitor: &str) -> Term<'a> {
-    match archive.0.agent_of(visitor) {
-        Some(agent) => (atoms::ok(), agent).encode(env),
-        None => atoms::none().encode(env),
-    }
 }
 
 /// Registrations per client address per minute, one limiter per client host.
