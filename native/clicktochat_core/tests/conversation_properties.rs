@@ -2,9 +2,10 @@
 //! representable instant round-trips, the date arithmetic agrees with a naive
 //! day-counting reference, and no input makes a decoder panic.
 
-use clicktochat_core::conversation::{
-    format_rfc3339_micros, parse_rfc3339_micros, Entry, MAX_UNIX_US, MIN_UNIX_US,
+use clicktochat_core::calendar::{
+    format_rfc3339_micros, parse_rfc3339_micros, MAX_UNIX_US, MIN_UNIX_US,
 };
+use clicktochat_core::conversation::Entry;
 use proptest::prelude::*;
 
 mod common;
