@@ -10,7 +10,9 @@
 //! read, close) runs on dirty schedulers. Bad terms raise `badarg`; nothing
 //! here unwraps caller input.
 
-use clicktochat_core::archive::{Archive, ArchiveConfig, Captured, Conversation, Direction, Store};
+use clicktochat_core::archive::{
+    Archive, ArchiveConfig, Captured, Conversation, Direction, StoreConfig,
+};
 use clicktochat_core::ratelimit::RateLimiter;
 use clicktochat_core::registration::parse_registration_json;
 use clicktochat_core::riak::RiakConfig;
@@ -170,15 +172,15 @@ impl std::panic::RefUnwindSafe for ArchiveResource {}
 type ArchiveHandle = ResourceArc<ArchiveResource>;
 
 /// `embedded` or `{riak, [<<"host:port">>, ...], Bucket}`.
-fn decode_store(term: Term) -> NifResult<Store> {
+fn decode_store(term: Term) -> NifResult<StoreConfig> {
     if term.decode::<Atom>().is_ok_and(|a| a == atoms::embedded()) {
-        return Ok(Store::Embedded);
+        return Ok(StoreConfig::Embedded);
     }
     let (tag, nodes, bucket): (Atom, Vec<String>, Binary) = term.decode()?;
     if tag != atoms::riak() {
         return Err(Error::BadArg);
     }
-    Ok(Store::Riak {
+    Ok(StoreConfig::Riak {
         config: RiakConfig {
             nodes,
             ..RiakConfig::default()
