@@ -105,11 +105,13 @@ pub fn parse_rfc3339_micros(s: &str) -> Result<i64, TimeError> {
     Ok(seconds * MICROS_PER_SECOND + micros)
 }
 
-fn is_leap_year(year: i64) -> bool {
+/// Whether `year` (proleptic Gregorian) has a February 29.
+pub fn is_leap_year(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
+/// How many days `month` (1-12) of `year` has.
+pub fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if is_leap_year(year) => 29,
         2 => 28,
