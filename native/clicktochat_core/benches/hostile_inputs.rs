@@ -19,7 +19,9 @@
 //! `-- --quick`, or `-- --warm-up-time 1 --measurement-time 2`, for a short
 //! run).
 
-use clicktochat_core::archive::{Archive, ArchiveConfig, Captured, Conversation, Direction, Store};
+use clicktochat_core::archive::{
+    Archive, ArchiveConfig, Captured, Conversation, Direction, StoreConfig,
+};
 use clicktochat_core::registration::{MAX_BODY_BYTES, MAX_PASSWORD_BYTES, MAX_USERNAME_BYTES};
 use clicktochat_core::{parse_registration, render, Release, Rotation};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -645,7 +647,7 @@ fn archive_calls() {
     let dir = std::env::temp_dir().join(format!("clicktochat-bench-{}", std::process::id()));
     let archive = Archive::open(ArchiveConfig {
         path: dir.join("archive.redb"),
-        store: Store::Embedded,
+        store: StoreConfig::Embedded,
     })
     .expect("open the archive");
     let visitors: Vec<String> = (0..AGENTS)

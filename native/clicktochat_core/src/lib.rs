@@ -6,6 +6,7 @@
 //! `clicktochat_nif` only converts Erlang terms and calls into this crate.
 
 pub mod archive;
+pub mod calendar;
 pub mod conversation;
 pub mod etf;
 pub mod ratelimit;

@@ -13,7 +13,8 @@
 //! its message entries ([`Entry`], in the seed's text format). [`merge`] is
 //! the union that resolves Riak siblings and adds new entries.
 
-use crate::conversation::{self, CodecError, Entry};
+use crate::calendar::{self, TimeError};
+use crate::conversation::{CodecError, Entry};
 use crate::etf::{self, EtfError, Term};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -36,7 +37,7 @@ const CONVERSATION: &str = "conversation";
 
 /// Why a stored value is not an archive. `record` and `entry` count from 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ArchiveError {
+pub enum RecordsError {
     /// The bytes are not an Erlang term this codec reads.
     Term(EtfError),
     /// The term is not `[{record, [...]}]`.
@@ -52,7 +53,7 @@ pub enum ArchiveError {
     /// `current_time` or `user` is not a binary holding UTF-8 text.
     NotText { record: usize, key: &'static str },
     /// `current_time` is not an RFC 3339 UTC time with microseconds.
-    StartTime { record: usize, error: CodecError },
+    StartTime { record: usize, error: TimeError },
     /// `conversation` is not a list.
     ConversationNotList { record: usize },
     /// An entry is not a binary holding UTF-8 text.
@@ -65,35 +66,35 @@ pub enum ArchiveError {
     },
 }
 
-impl fmt::Display for ArchiveError {
+impl fmt::Display for RecordsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ArchiveError::Term(error) => write!(f, "not an Erlang term: {error}"),
-            ArchiveError::NotAnArchive => f.write_str("not [{record, [...]}]"),
-            ArchiveError::RecordNotProplist { record } => {
+            RecordsError::Term(error) => write!(f, "not an Erlang term: {error}"),
+            RecordsError::NotAnArchive => f.write_str("not [{record, [...]}]"),
+            RecordsError::RecordNotProplist { record } => {
                 write!(f, "record {record}: not a list of {{Key, Value}} pairs")
             }
-            ArchiveError::UnknownKey { record } => write!(
+            RecordsError::UnknownKey { record } => write!(
                 f,
                 "record {record}: a key other than current_time, user, conversation"
             ),
-            ArchiveError::DuplicateKey { record, key } => {
+            RecordsError::DuplicateKey { record, key } => {
                 write!(f, "record {record}: {key} given twice")
             }
-            ArchiveError::MissingKey { record, key } => write!(f, "record {record}: no {key}"),
-            ArchiveError::NotText { record, key } => {
+            RecordsError::MissingKey { record, key } => write!(f, "record {record}: no {key}"),
+            RecordsError::NotText { record, key } => {
                 write!(f, "record {record}: {key} is not a UTF-8 binary")
             }
-            ArchiveError::StartTime { record, error } => {
+            RecordsError::StartTime { record, error } => {
                 write!(f, "record {record}: current_time: {error}")
             }
-            ArchiveError::ConversationNotList { record } => {
+            RecordsError::ConversationNotList { record } => {
                 write!(f, "record {record}: conversation is not a list")
             }
-            ArchiveError::EntryNotText { record, entry } => {
+            RecordsError::EntryNotText { record, entry } => {
                 write!(f, "record {record}, entry {entry}: not a UTF-8 binary")
             }
-            ArchiveError::Entry {
+            RecordsError::Entry {
                 record,
                 entry,
                 error,
@@ -102,13 +103,18 @@ impl fmt::Display for ArchiveError {
     }
 }
 
-impl std::error::Error for ArchiveError {
+impl From<EtfError> for RecordsError {
+    fn from(error: EtfError) -> Self {
+        RecordsError::Term(error)
+    }
+}
+
+impl std::error::Error for RecordsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ArchiveError::Term(error) => Some(error),
-            ArchiveError::StartTime { error, .. } | ArchiveError::Entry { error, .. } => {
-                Some(error)
-            }
+            RecordsError::Term(error) => Some(error),
+            RecordsError::StartTime { error, .. } => Some(error),
+            RecordsError::Entry { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -123,7 +129,7 @@ pub fn encode_archive(records: &[Record]) -> Vec<u8> {
 }
 
 fn record_term(record: &Record) -> Term {
-    let start = conversation::format_rfc3339_micros(record.start_us);
+    let start = calendar::format_rfc3339_micros(record.start_us);
     let entries = record
         .entries
         .iter()
@@ -150,17 +156,17 @@ fn pair(key: &str, value: Term) -> Term {
 /// each record exactly the keys `current_time`, `user` and `conversation`,
 /// once each. Their order within a record is free, as in any Erlang
 /// proplist.
-pub fn decode_archive(bytes: &[u8]) -> Result<Vec<Record>, ArchiveError> {
-    let term = etf::decode(bytes).map_err(ArchiveError::Term)?;
+pub fn decode_archive(bytes: &[u8]) -> Result<Vec<Record>, RecordsError> {
+    let term = etf::decode(bytes)?;
     let Term::List(top) = term else {
-        return Err(ArchiveError::NotAnArchive);
+        return Err(RecordsError::NotAnArchive);
     };
     let Ok([only]) = <[Term; 1]>::try_from(top) else {
-        return Err(ArchiveError::NotAnArchive);
+        return Err(RecordsError::NotAnArchive);
     };
     let records = match into_key_value(only) {
         Some((tag, Term::List(records))) if tag == RECORD => records,
-        _ => return Err(ArchiveError::NotAnArchive),
+        _ => return Err(RecordsError::NotAnArchive),
     };
     records
         .into_iter()
@@ -180,45 +186,45 @@ fn into_key_value(term: Term) -> Option<(String, Term)> {
     }
 }
 
-fn decode_record(record: usize, term: Term) -> Result<Record, ArchiveError> {
+fn decode_record(record: usize, term: Term) -> Result<Record, RecordsError> {
     let Term::List(fields) = term else {
-        return Err(ArchiveError::RecordNotProplist { record });
+        return Err(RecordsError::RecordNotProplist { record });
     };
     let mut start = None;
     let mut user = None;
     let mut entries = None;
     for field in fields {
         let (key, value) =
-            into_key_value(field).ok_or(ArchiveError::RecordNotProplist { record })?;
+            into_key_value(field).ok_or(RecordsError::RecordNotProplist { record })?;
         let (slot, key) = match key.as_str() {
             CURRENT_TIME => (&mut start, CURRENT_TIME),
             USER => (&mut user, USER),
             CONVERSATION => (&mut entries, CONVERSATION),
-            _ => return Err(ArchiveError::UnknownKey { record }),
+            _ => return Err(RecordsError::UnknownKey { record }),
         };
         if slot.replace(value).is_some() {
-            return Err(ArchiveError::DuplicateKey { record, key });
+            return Err(RecordsError::DuplicateKey { record, key });
         }
     }
-    let missing = |key| ArchiveError::MissingKey { record, key };
+    let missing = |key| RecordsError::MissingKey { record, key };
     let start = start.ok_or(missing(CURRENT_TIME))?;
     let user = user.ok_or(missing(USER))?;
     let entries = entries.ok_or(missing(CONVERSATION))?;
 
-    let not_text = |key| ArchiveError::NotText { record, key };
+    let not_text = |key| RecordsError::NotText { record, key };
     let start = binary_text(start).ok_or(not_text(CURRENT_TIME))?;
-    let start_us = conversation::parse_rfc3339_micros(&start)
-        .map_err(|error| ArchiveError::StartTime { record, error })?;
+    let start_us = calendar::parse_rfc3339_micros(&start)
+        .map_err(|error| RecordsError::StartTime { record, error })?;
     let user = binary_text(user).ok_or(not_text(USER))?;
     let Term::List(entries) = entries else {
-        return Err(ArchiveError::ConversationNotList { record });
+        return Err(RecordsError::ConversationNotList { record });
     };
     let entries = entries
         .into_iter()
         .enumerate()
         .map(|(entry, term)| {
-            let text = binary_text(term).ok_or(ArchiveError::EntryNotText { record, entry })?;
-            Entry::decode(&text).map_err(|error| ArchiveError::Entry {
+            let text = binary_text(term).ok_or(RecordsError::EntryNotText { record, entry })?;
+            Entry::decode(&text).map_err(|error| RecordsError::Entry {
                 record,
                 entry,
                 error,
@@ -382,52 +388,52 @@ mod tests {
             edit(&mut fields);
             archive_of(vec![Term::List(fields)])
         };
-        let cases: Vec<(Vec<u8>, ArchiveError)> = vec![
+        let cases: Vec<(Vec<u8>, RecordsError)> = vec![
             (
                 vec![131, 80],
-                ArchiveError::Term(EtfError::UnsupportedTag { tag: 80, offset: 1 }),
+                RecordsError::Term(EtfError::UnsupportedTag { tag: 80, offset: 1 }),
             ),
-            (etf::encode(&Term::List(vec![])), ArchiveError::NotAnArchive),
-            (etf::encode(&atom(RECORD)), ArchiveError::NotAnArchive),
+            (etf::encode(&Term::List(vec![])), RecordsError::NotAnArchive),
+            (etf::encode(&atom(RECORD)), RecordsError::NotAnArchive),
             (
                 etf::encode(&Term::List(vec![
                     Term::Tuple(vec![atom(RECORD), Term::List(vec![])]),
                     Term::Tuple(vec![atom(RECORD), Term::List(vec![])]),
                 ])),
-                ArchiveError::NotAnArchive,
+                RecordsError::NotAnArchive,
             ),
             (
                 etf::encode(&Term::List(vec![Term::Tuple(vec![
                     atom("records"),
                     Term::List(vec![]),
                 ])])),
-                ArchiveError::NotAnArchive,
+                RecordsError::NotAnArchive,
             ),
             (
                 etf::encode(&Term::List(vec![Term::Tuple(vec![
                     atom(RECORD),
                     binary(""),
                 ])])),
-                ArchiveError::NotAnArchive,
+                RecordsError::NotAnArchive,
             ),
             (
                 archive_of(vec![Term::Tuple(seed_record())]),
-                ArchiveError::RecordNotProplist { record: 0 },
+                RecordsError::RecordNotProplist { record: 0 },
             ),
             (
                 archive_of(vec![
                     Term::List(seed_record()),
                     Term::List(vec![binary("x")]),
                 ]),
-                ArchiveError::RecordNotProplist { record: 1 },
+                RecordsError::RecordNotProplist { record: 1 },
             ),
             (
                 with_fields(&|f| f.push(pair("agent", binary("a@h")))),
-                ArchiveError::UnknownKey { record: 0 },
+                RecordsError::UnknownKey { record: 0 },
             ),
             (
                 with_fields(&|f| f.push(pair(USER, binary("w@c")))),
-                ArchiveError::DuplicateKey {
+                RecordsError::DuplicateKey {
                     record: 0,
                     key: USER,
                 },
@@ -436,21 +442,21 @@ mod tests {
                 with_fields(&|f| {
                     f.remove(0);
                 }),
-                ArchiveError::MissingKey {
+                RecordsError::MissingKey {
                     record: 0,
                     key: CURRENT_TIME,
                 },
             ),
             (
                 with_fields(&|f| f[1] = pair(USER, atom("v"))),
-                ArchiveError::NotText {
+                RecordsError::NotText {
                     record: 0,
                     key: USER,
                 },
             ),
             (
                 with_fields(&|f| f[1] = pair(USER, Term::Binary(vec![0xff]))),
-                ArchiveError::NotText {
+                RecordsError::NotText {
                     record: 0,
                     key: USER,
                 },
@@ -468,21 +474,21 @@ mod tests {
                         ),
                     )
                 }),
-                ArchiveError::NotText {
+                RecordsError::NotText {
                     record: 0,
                     key: CURRENT_TIME,
                 },
             ),
             (
                 with_fields(&|f| f[0] = pair(CURRENT_TIME, binary("2026-11-25T13:12:00Z"))),
-                ArchiveError::StartTime {
+                RecordsError::StartTime {
                     record: 0,
-                    error: CodecError::MalformedTime,
+                    error: TimeError::Malformed,
                 },
             ),
             (
                 with_fields(&|f| f[2] = pair(CONVERSATION, binary(SEED_ENTRY))),
-                ArchiveError::ConversationNotList { record: 0 },
+                RecordsError::ConversationNotList { record: 0 },
             ),
             (
                 with_fields(&|f| {
@@ -491,14 +497,14 @@ mod tests {
                         Term::List(vec![binary(SEED_ENTRY), Term::Integer(1)]),
                     )
                 }),
-                ArchiveError::EntryNotText {
+                RecordsError::EntryNotText {
                     record: 0,
                     entry: 1,
                 },
             ),
             (
                 with_fields(&|f| f[2] = pair(CONVERSATION, Term::List(vec![binary("|msg^hi|")]))),
-                ArchiveError::Entry {
+                RecordsError::Entry {
                     record: 0,
                     entry: 0,
                     error: CodecError::FieldCount { found: 1 },
@@ -512,7 +518,7 @@ mod tests {
 
     #[test]
     fn errors_say_where() {
-        let error = ArchiveError::Entry {
+        let error = RecordsError::Entry {
             record: 2,
             entry: 5,
             error: CodecError::BadEscape { field: "msg" },

@@ -79,7 +79,7 @@ pub fn conversations(agent: &str, records: &[crate::records::Record]) -> String 
     out.push_str("\">");
     for record in records {
         out.push_str("<record><current_time>");
-        out.push_str(&crate::conversation::format_rfc3339_micros(record.start_us));
+        out.push_str(&crate::calendar::format_rfc3339_micros(record.start_us));
         out.push_str("</current_time><user>");
         out.push_str(&escape(record.user.as_str()));
         out.push_str("</user><conversation>");

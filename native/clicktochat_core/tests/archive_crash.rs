@@ -6,7 +6,7 @@
 //! run by the parent test with CLICKTOCHAT_CRASH_CHILD set, and is a no-op
 //! otherwise.
 
-use clicktochat_core::archive::{Archive, ArchiveConfig, Conversation, Direction, Store};
+use clicktochat_core::archive::{Archive, ArchiveConfig, Conversation, Direction, StoreConfig};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -22,7 +22,7 @@ const CONVERSATION: Conversation = Conversation {
 fn open(path: &std::path::Path) -> Archive {
     Archive::open(ArchiveConfig {
         path: path.to_owned(),
-        store: Store::Embedded,
+        store: StoreConfig::Embedded,
     })
     .expect("open the archive")
 }

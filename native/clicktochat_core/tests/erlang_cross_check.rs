@@ -4,7 +4,8 @@
 //! on both sides, and timestamps agree with Erlang's `calendar`. Without erl
 //! these tests fail.
 
-use clicktochat_core::conversation::{format_rfc3339_micros, Entry, MAX_UNIX_US, MIN_UNIX_US};
+use clicktochat_core::calendar::{format_rfc3339_micros, MAX_UNIX_US, MIN_UNIX_US};
+use clicktochat_core::conversation::Entry;
 use clicktochat_core::etf::{decode, encode, EtfError, Term};
 use clicktochat_core::records::{decode_archive, encode_archive, Record};
 use proptest::strategy::{Strategy, ValueTree};

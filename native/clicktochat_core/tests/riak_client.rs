@@ -652,3 +652,118 @@ fn a_dribbling_server_cannot_outlast_the_request_deadline() {
     drop(c);
     server.join().expect("server");
 }
+
+// --- the archive's Riak store ------------------------------------------------------
+
+/// Waits (10 s at most) until `done` holds of the archive's status.
+fn wait_for_status(
+    archive: &clicktochat_core::archive::Archive,
+    done: impl Fn(&clicktochat_core::archive::Status) -> bool,
+) -> clicktochat_core::archive::Status {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = archive.status();
+        if done(&status) || Instant::now() > deadline {
+            return status;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_archive_keeps_batches_in_its_outbox_until_riak_answers() {
+    use clicktochat_core::archive::{
+        Archive, ArchiveConfig, Conversation, Direction, StoreConfig, CONTENT_TYPE,
+    };
+    use clicktochat_core::records::{decode_archive, encode_archive, Record};
+
+    let dir = TempDir::new("archive-outbox");
+    let port = free_port();
+    let archive = Archive::open(ArchiveConfig {
+        path: dir.0.join("outbox.redb"),
+        store: StoreConfig::Riak {
+            config: RiakConfig {
+                nodes: vec![format!("127.0.0.1:{port}")],
+                connect_timeout: Duration::from_secs(2),
+                io_timeout: Duration::from_secs(5),
+                ..RiakConfig::default()
+            },
+            bucket: b"chats".to_vec(),
+        },
+    })
+    .expect("open");
+    let conversation = Conversation {
+        visitor: "v@clients.test",
+        agent: "a@helpdesk.test",
+        start_us: 1_000_000,
+    };
+    archive.message(&conversation, Direction::FromVisitor, "hello", 2_000_000);
+    archive.message(&conversation, Direction::FromAgent, "hi", 3_000_000);
+    archive
+        .sync(Duration::from_secs(10))
+        .expect("committed to the outbox");
+
+    // Riak is down: the batch waits in the outbox.
+    let status = wait_for_status(&archive, |s| s.last_error.is_some());
+    assert_eq!(status.committed_entries, 2, "{status:?}");
+    assert_eq!(
+        (status.outbox_keys, status.pushed_keys),
+        (1, 0),
+        "{status:?}"
+    );
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("riak: ")),
+        "{status:?}"
+    );
+
+    // Another writer's record is already there, as a sibling of no vclock.
+    let riak = StandIn::start(port, &dir.0.join("data.json"));
+    let theirs = Record {
+        start_us: 500_000,
+        user: "w@clients.test".into(),
+        entries: Vec::new(),
+    };
+    let mut other = client(&[riak.node()]);
+    other
+        .put(
+            b"chats",
+            b"a@helpdesk.test",
+            None,
+            &encode_archive(std::slice::from_ref(&theirs)),
+            CONTENT_TYPE,
+        )
+        .expect("put");
+
+    // Riak is back: the next retry pushes, merging the sibling in.
+    let status = wait_for_status(&archive, |s| s.outbox_keys == 0);
+    assert_eq!(
+        (status.outbox_keys, status.pushed_keys),
+        (0, 1),
+        "{status:?}"
+    );
+    let fetched = other.get(b"chats", b"a@helpdesk.test").expect("get");
+    assert_eq!(fetched.siblings.len(), 1, "the push resolved the siblings");
+    let stored = decode_archive(&fetched.siblings[0].value).expect("an archive");
+    let users: Vec<&str> = stored.iter().map(|r| r.user.as_str()).collect();
+    assert_eq!(users, ["w@clients.test", "v@clients.test"]);
+    let said: Vec<(&str, &str)> = stored[1]
+        .entries
+        .iter()
+        .map(|e| (e.from.as_str(), e.msg.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        [("v@clients.test", "hello"), ("a@helpdesk.test", "hi")]
+    );
+
+    // A read gathers Riak and the outbox alike.
+    archive.message(&conversation, Direction::FromVisitor, "bye", 4_000_000);
+    archive.sync(Duration::from_secs(10)).expect("committed");
+    let read = archive.read("a@helpdesk.test").expect("read");
+    assert_eq!(read.len(), 2);
+    assert_eq!(read[1].entries.len(), 3);
+    archive.close();
+}

@@ -4,9 +4,10 @@
 #![no_main]
 
 use arbitrary::Unstructured;
-use clicktochat_core::conversation::{
-    format_rfc3339_micros, parse_rfc3339_micros, Entry, MAX_UNIX_US, MIN_UNIX_US,
+use clicktochat_core::calendar::{
+    format_rfc3339_micros, parse_rfc3339_micros, MAX_UNIX_US, MIN_UNIX_US,
 };
+use clicktochat_core::conversation::Entry;
 use clicktochat_fuzz::{entry, heap_bounded};
 use libfuzzer_sys::fuzz_target;
 

@@ -6,7 +6,7 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use clicktochat_core::conversation::format_rfc3339_micros;
+use clicktochat_core::calendar::format_rfc3339_micros;
 use clicktochat_core::render;
 use clicktochat_fuzz::{elements, is_xml_char, record, without_xml_space, Element};
 use libfuzzer_sys::fuzz_target;

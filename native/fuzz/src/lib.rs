@@ -4,7 +4,8 @@
 //! generators of archive values from fuzz input.
 
 use arbitrary::{Arbitrary, Result, Unstructured};
-use clicktochat_core::conversation::{Entry, MAX_UNIX_US, MIN_UNIX_US};
+use clicktochat_core::calendar::{MAX_UNIX_US, MIN_UNIX_US};
+use clicktochat_core::conversation::Entry;
 use clicktochat_core::etf::{Term, MAX_ATOM_CHARS};
 use clicktochat_core::records::Record;
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -4,7 +4,8 @@
 //! Each test binary uses only part of this module.
 #![allow(dead_code)]
 
-use clicktochat_core::conversation::{Entry, MAX_UNIX_US, MIN_UNIX_US};
+use clicktochat_core::calendar::{MAX_UNIX_US, MIN_UNIX_US};
+use clicktochat_core::conversation::Entry;
 use clicktochat_core::etf::{Term, MAX_ATOM_CHARS};
 use proptest::prelude::*;
 use std::path::PathBuf;

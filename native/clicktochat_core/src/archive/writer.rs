@@ -1,0 +1,184 @@
+//! The writer thread: takes what the handle sends, batches it, saves each
+//! batch to the store and pushes the store's outbox on, retrying failures
+//! with back-off. It knows nothing of which store it writes to.
+
+use super::store::{Batch, Store};
+use super::Status;
+use crate::conversation::Entry;
+use crate::records::append;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most commands one batch takes from the channel before committing.
+const BATCH_MAX: usize = 4096;
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+pub(super) enum Command {
+    Record {
+        agent: String,
+        visitor: String,
+        start_us: i64,
+        entry: Entry,
+    },
+    Sync(Sender<()>),
+    Shutdown,
+}
+
+/// When to try something next: soon, or after a failure's back-off
+/// (0.2 s doubling to 30 s); `None` when there is nothing to do.
+struct Retry {
+    at: Option<Instant>,
+    delay: Duration,
+}
+
+impl Retry {
+    fn new() -> Retry {
+        Retry {
+            at: None,
+            delay: RETRY_FIRST,
+        }
+    }
+
+    /// Now, unless already scheduled: a failure's back-off stands.
+    fn soon(&mut self) {
+        self.at.get_or_insert_with(Instant::now);
+    }
+
+    fn is_due(&self) -> bool {
+        self.at.is_some_and(|at| at <= Instant::now())
+    }
+
+    fn succeeded(&mut self) {
+        self.at = None;
+        self.delay = RETRY_FIRST;
+    }
+
+    fn failed(&mut self) {
+        self.at = Some(Instant::now() + self.delay);
+        self.delay = (self.delay * 2).min(RETRY_MAX);
+    }
+}
+
+pub(super) struct Writer {
+    store: Arc<dyn Store>,
+    status: Arc<Mutex<Status>>,
+    save: Retry,
+    push: Retry,
+}
+
+impl Writer {
+    pub(super) fn new(store: Arc<dyn Store>, status: Arc<Mutex<Status>>) -> Writer {
+        let mut push = Retry::new();
+        // What a previous run left in the outbox goes first.
+        if status.lock().outbox_keys > 0 {
+            push.soon();
+        }
+        Writer {
+            store,
+            status,
+            save: Retry::new(),
+            push,
+        }
+    }
+
+    pub(super) fn run(mut self, receiver: Receiver<Command>) {
+        let mut unsaved = Batch::new();
+        let mut unsaved_entries = 0u64;
+        // Syncs wait until everything handed over before them is committed.
+        let mut syncs = Vec::new();
+        loop {
+            let wake = [self.save.at, self.push.at].into_iter().flatten().min();
+            let first = match wake {
+                Some(at) => receiver.recv_timeout(at.saturating_duration_since(Instant::now())),
+                None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let mut commands = Vec::new();
+            match first {
+                Ok(command) => commands.push(command),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            while commands.len() < BATCH_MAX {
+                match receiver.try_recv() {
+                    Ok(command) => commands.push(command),
+                    Err(_) => break,
+                }
+            }
+            let mut shutdown = false;
+            for command in commands {
+                match command {
+                    Command::Record {
+                        agent,
+                        visitor,
+                        start_us,
+                        entry,
+                    } => {
+                        let records = unsaved.entry(agent).or_default();
+                        append(records, start_us, &visitor, vec![entry]);
+                        unsaved_entries += 1;
+                        self.save.soon();
+                    }
+                    Command::Sync(done) => syncs.push(done),
+                    Command::Shutdown => shutdown = true,
+                }
+            }
+            if !unsaved.is_empty() && self.save.is_due() {
+                match self.store.save(&unsaved) {
+                    Ok(waiting) => {
+                        unsaved.clear();
+                        let mut status = self.status.lock();
+                        status.committed_entries += unsaved_entries;
+                        status.outbox_keys = waiting;
+                        unsaved_entries = 0;
+                        self.save.succeeded();
+                        if waiting > 0 {
+                            self.push.soon();
+                        }
+                    }
+                    Err(e) => {
+                        self.status.lock().last_error = Some(e.to_string());
+                        self.save.failed();
+                    }
+                }
+            }
+            if unsaved.is_empty() {
+                for done in syncs.drain(..) {
+                    let _ = done.send(());
+                }
+            }
+            if shutdown {
+                break;
+            }
+            if self.push.is_due() {
+                self.push_outbox();
+            }
+        }
+    }
+
+    /// Pushes every waiting key on; stops at the first failure and backs
+    /// off (the rest waits, nothing is dropped).
+    fn push_outbox(&mut self) {
+        loop {
+            match self.store.push_one() {
+                Ok(Some(left)) => {
+                    let mut status = self.status.lock();
+                    status.pushed_keys += 1;
+                    status.outbox_keys = left;
+                    if left == 0 {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.status.lock().last_error = Some(e.to_string());
+                    self.push.failed();
+                    return;
+                }
+            }
+        }
+        self.push.succeeded();
+    }
+}

@@ -1,0 +1,166 @@
+//! The conversation archive of one client host: writer thread and store
+//! (see clicktochat_core::archive). `archive_message` only hands an entry
+//! to the writer thread; the rest does I/O and runs on dirty I/O
+//! schedulers, except `archive_status`, which copies counters.
+
+use crate::atoms;
+use crate::error::{BadArg, NifError};
+use clicktochat_core::archive::{
+    Archive, ArchiveConfig, Captured, Conversation, Direction, Status, StoreConfig,
+};
+use clicktochat_core::render;
+use clicktochat_core::riak::RiakConfig;
+use rustler::{Atom, Binary, NifResult, ResourceArc};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub struct ArchiveResource(Archive);
+
+#[rustler::resource_impl]
+impl rustler::Resource for ArchiveResource {}
+
+// As for the rotation: every archive operation completes or does nothing
+// under its locks.
+impl std::panic::RefUnwindSafe for ArchiveResource {}
+
+type Handle = ResourceArc<ArchiveResource>;
+
+/// `embedded` or `{riak, [<<"host:port">>, ...], Bucket}`.
+#[derive(rustler::NifTaggedEnum)]
+enum StoreTerm<'a> {
+    Embedded,
+    Riak(Vec<String>, Binary<'a>),
+}
+
+impl From<StoreTerm<'_>> for StoreConfig {
+    fn from(store: StoreTerm) -> Self {
+        match store {
+            StoreTerm::Embedded => StoreConfig::Embedded,
+            StoreTerm::Riak(nodes, bucket) => StoreConfig::Riak {
+                config: RiakConfig {
+                    nodes,
+                    ..RiakConfig::default()
+                },
+                bucket: bucket.as_slice().to_vec(),
+            },
+        }
+    }
+}
+
+/// `{Visitor, Agent, StartUs}`: bare JIDs, Unix microseconds.
+#[derive(rustler::NifTuple)]
+struct ConversationTerm<'a> {
+    visitor: &'a str,
+    agent: &'a str,
+    start_us: i64,
+}
+
+impl<'a> From<ConversationTerm<'a>> for Conversation<'a> {
+    fn from(c: ConversationTerm<'a>) -> Self {
+        Conversation {
+            visitor: c.visitor,
+            agent: c.agent,
+            start_us: c.start_us,
+        }
+    }
+}
+
+/// `from_visitor | from_agent`.
+#[derive(rustler::NifUnitEnum)]
+enum DirectionTerm {
+    FromVisitor,
+    FromAgent,
+}
+
+impl From<DirectionTerm> for Direction {
+    fn from(d: DirectionTerm) -> Self {
+        match d {
+            DirectionTerm::FromVisitor => Direction::FromVisitor,
+            DirectionTerm::FromAgent => Direction::FromAgent,
+        }
+    }
+}
+
+/// `#{committed_entries, pushed_keys, outbox_keys, last_error}`, the last
+/// `nil` when there was none.
+#[derive(rustler::NifMap)]
+struct StatusMap {
+    committed_entries: u64,
+    pushed_keys: u64,
+    outbox_keys: u64,
+    last_error: Option<String>,
+}
+
+impl From<Status> for StatusMap {
+    fn from(s: Status) -> Self {
+        StatusMap {
+            committed_entries: s.committed_entries,
+            pushed_keys: s.pushed_keys,
+            outbox_keys: s.outbox_keys,
+            last_error: s.last_error,
+        }
+    }
+}
+
+/// `{ok, Archive}` or `{error, Message}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn archive_open(path: String, BadArg(store): BadArg<StoreTerm>) -> Result<Handle, NifError> {
+    let archive = Archive::open(ArchiveConfig {
+        path: path.into(),
+        store: store.into(),
+    })?;
+    Ok(ResourceArc::new(ArchiveResource(archive)))
+}
+
+/// `recorded` or `closed`. Never blocks: hands the entry to the writer
+/// thread.
+#[rustler::nif]
+fn archive_message(
+    archive: Handle,
+    BadArg(conversation): BadArg<ConversationTerm>,
+    BadArg(direction): BadArg<DirectionTerm>,
+    text: &str,
+) -> Atom {
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    let conversation = conversation.into();
+    match archive
+        .0
+        .message(&conversation, direction.into(), text, now_us)
+    {
+        Captured::Recorded => atoms::recorded(),
+        Captured::Closed => atoms::closed(),
+    }
+}
+
+/// `ok` or `{error, Message}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn archive_sync(archive: Handle, timeout_ms: u64) -> NifResult<Atom> {
+    archive
+        .0
+        .sync(Duration::from_millis(timeout_ms))
+        .map_err(NifError::from)?;
+    Ok(atoms::ok())
+}
+
+/// `{ok, Xml, Count}` or `{error, Message}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn archive_read_xml(archive: Handle, agent: &str) -> NifResult<(Atom, String, usize)> {
+    let records = archive.0.read(agent).map_err(NifError::from)?;
+    Ok((
+        atoms::ok(),
+        render::conversations(agent, &records),
+        records.len(),
+    ))
+}
+
+#[rustler::nif]
+fn archive_status(archive: Handle) -> StatusMap {
+    archive.0.status().into()
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn archive_close(archive: Handle) -> Atom {
+    archive.0.close();
+    atoms::ok()
+}

@@ -1,0 +1,7 @@
+//! The atoms the NIFs answer with. Those of arguments and of derived
+//! encoders (`xml`, `from_visitor`, `embedded`, the status map's keys...)
+//! come with their derives.
+
+rustler::atoms! {
+    ok, none, error, not_assigned, recorded, closed
+}
