@@ -111,7 +111,8 @@ demo-stop:
 	DEMO_HTTP_PORT=$(DEMO_HTTP_PORT) DEMO_C2S_PORT=$(DEMO_C2S_PORT) $(PYTHON) test/demo.py --stop
 
 # The rotation's hot path: direct NIF calls against a gen_server, in one run;
-# the assignment read path: Mnesia dirty_read against ETS and a transaction.
+# the assignment read path: Mnesia dirty_read against ETS and a transaction;
+# a pick + release from a node that does not own the rotation (erpc).
 BENCH_CLIENTS ?= 8
 BENCH_PAIRS ?= 50000
 bench: all
@@ -120,6 +121,8 @@ bench: all
 	erl -noshell -pa ebin -pa _build/bench -run rotation_bench main $(BENCH_CLIENTS) $(BENCH_PAIRS)
 	erlc -o _build/bench test/bench/assignment_bench.erl
 	erl -noshell -pa _build/bench -run assignment_bench main 100000 1000000
+	erlc -o _build/bench test/bench/cluster_bench.erl
+	erl -sname clicktochat_bench -noshell -pa ebin -pa _build/bench -run cluster_bench main 20000
 
 clean:
 	rm -rf _build

@@ -5,7 +5,12 @@
 -record(instance,
         {client_host :: binary(),
          helpdesk_host :: binary(),
+         %% The rotation; only the owner's is used (see clicktochat_rotation).
          rotation :: reference(),
+         max_sessions :: pos_integer(),
+         %% On the owner: {{Agent, Resource}, Node} of every available agent
+         %% resource (an ETS table of clicktochat_server's).
+         agent_nodes :: ets:tid(),
          archive :: reference(),
          conversations_access :: atom() | list() | undefined,
          registration_limiter :: reference(),

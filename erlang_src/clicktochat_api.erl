@@ -5,6 +5,8 @@
 
 -export([register/3, connected_agents/1, conversations/2, read_conversations/1,
          is_loopback/1]).
+%% By erpc from another node of the cluster.
+-export([local_records/2]).
 
 -include("xmpp.hrl").
 -include("clicktochat.hrl").
@@ -107,12 +109,17 @@ is_loopback({0, 0, 0, 0, 0, 0, 0, 1}) -> true;
 is_loopback({0, 0, 0, 0, 0, 16#ffff, A, _}) -> A bsr 8 == 127;
 is_loopback(_) -> false.
 
-%% Once everything captured so far is committed. An agent with neither an
-%% account nor an archive is unknown.
-read(#instance{archive = Archive}, Agent) ->
-    case clicktochat_nif:archive_sync(Archive, ?SYNC_TIMEOUT) of
-        ok ->
-            case clicktochat_nif:archive_read_xml(Archive, Agent) of
+%% What every node of the cluster has captured so far for the agent (each
+%% node archives the messages its own sessions send), merged. A node that
+%% does not answer within the timeout is left out of the read: its records
+%% are not lost, they are read again once it is back. An agent with
+%% neither an account nor an archive is unknown.
+read(#instance{client_host = C, archive = Archive}, Agent) ->
+    Others = erpc:multicall(nodes(), ?MODULE, local_records, [C, Agent], ?SYNC_TIMEOUT),
+    case local_records(Archive, Agent) of
+        {ok, Mine} ->
+            Theirs = [Records || {ok, {ok, Records}} <- Others],
+            case clicktochat_nif:render_archive(Agent, [Mine | Theirs]) of
                 {ok, Xml, 0} ->
                     {User, Server, _} = jid:tolower(jid:decode(Agent)),
                     case ejabberd_auth:user_exists(User, Server) of
@@ -120,6 +127,24 @@ read(#instance{archive = Archive}, Agent) ->
                         false -> {error, unknown_agent}
                     end;
                 {ok, Xml, _Records} -> {ok, Xml};
+                {error, _} = Err -> Err
+            end;
+        {error, _} = Err -> Err
+    end.
+
+%% This node's records of the agent, once everything captured so far here
+%% is committed (by erpc from the node that reads, or for itself).
+-spec local_records(binary() | reference(), binary()) -> {ok, binary()} | {error, term()}.
+local_records(ClientHost, Agent) when is_binary(ClientHost) ->
+    case clicktochat_instance:of_client_host(ClientHost) of
+        #instance{archive = Archive} -> local_records(Archive, Agent);
+        undefined -> {error, not_configured}
+    end;
+local_records(Archive, Agent) ->
+    case clicktochat_nif:archive_sync(Archive, ?SYNC_TIMEOUT) of
+        ok ->
+            case clicktochat_nif:archive_read(Archive, Agent) of
+                {ok, Records, _Count} -> {ok, Records};
                 {error, _} = Err -> Err
             end;
         {error, _} = Err -> Err

@@ -20,7 +20,7 @@ get_commands_spec() ->
              "The archive, as GET /clicktochat/conversations/<agent> returns it"),
      command(clicktochat_status, "Print the rotation and the archive writer's state of a client host",
              {host, "The client_host of a mod_clicktochat instance", <<"clients.example.com">>},
-             "queue (agents in rotation order), loads, archive counters")].
+             "owner node, queue (agents in rotation order), loads, agents per node, this node's archive counters")].
 
 %% Both commands take one binary argument and answer {ok | error, Text}.
 command(Name, Desc, {Arg, ArgDesc, Example}, ResultDesc) ->
@@ -29,16 +29,27 @@ command(Name, Desc, {Arg, ArgDesc, Example}, ResultDesc) ->
                        args = [{Arg, binary}], args_desc = [ArgDesc], args_example = [Example],
                        result = {res, restuple}, result_desc = ResultDesc}.
 
+%% The cluster's view: which node owns the rotation, its queue and loads,
+%% each node's available agents; then this node's archive writer.
 clicktochat_status(ClientHost) ->
-    case clicktochat_instance:of_client_host(jid:nameprep(ClientHost)) of
+    LHost = jid:nameprep(ClientHost),
+    case clicktochat_instance:of_client_host(LHost) of
         undefined -> {error, <<"no mod_clicktochat instance on that host">>};
-        #instance{rotation = Rotation, archive = Archive} ->
+        #instance{archive = Archive} ->
+            Rotation = case clicktochat_rotation:view(LHost) of
+                           {ok, Owner, Queue, Loads, PerNode} ->
+                               [io_lib:format("owner: ~ts~n", [Owner]),
+                                io_lib:format("queue: ~ts~n", [lists:join(" ", Queue)]),
+                                io_lib:format("loads: ~ts~n",
+                                              [lists:join(" ", [[A, "=", integer_to_list(N)]
+                                                                || {A, N} <- Loads])]),
+                                [io_lib:format("agents_on ~ts: ~ts~n", [Node, lists:join(" ", Agents)])
+                                 || {Node, Agents} <- PerNode]];
+                           unavailable -> "owner: none\n"
+                       end,
             Archived = clicktochat_nif:archive_status(Archive),
             {ok, iolist_to_binary(
-                   [io_lib:format("queue: ~ts~n", [lists:join(" ", clicktochat_nif:queue(Rotation))]),
-                    io_lib:format("loads: ~ts~n",
-                                  [lists:join(" ", [[A, "=", integer_to_list(N)]
-                                                    || {A, N} <- clicktochat_nif:loads(Rotation)])]),
+                   [Rotation,
                     [io_lib:format("archive_~ts: ~ts~n", [K, status_value(maps:get(K, Archived))])
                      || K <- lists:sort(maps:keys(Archived))]])}
     end.

@@ -13,7 +13,7 @@
          pick/1, release/2, restore/2, queue/1, loads/1,
          parse_registration/1, parse_registration_json/1,
          render_register_ok/3, render_list/2, render_error/3,
-         archive_open/2, archive_message/4, archive_sync/2, archive_read_xml/2,
+         archive_open/2, archive_message/4, archive_sync/2, archive_read/2, render_archive/2,
          archive_status/1, archive_close/1,
          ratelimit_new/1, ratelimit_allow/2]).
 
@@ -99,10 +99,17 @@ archive_message(_Archive, _Conversation, _Direction, _Text) -> not_loaded().
 -spec archive_sync(archive(), non_neg_integer()) -> ok | {error, binary()}.
 archive_sync(_Archive, _TimeoutMs) -> not_loaded().
 
-%% The agent's conversations as XML, and how many there are. Dirty I/O.
--spec archive_read_xml(archive(), binary()) ->
+%% The agent's records in this node's archive, in their stored form (the
+%% seed's term_to_binary([{record, [...]}])), and how many. Dirty I/O.
+-spec archive_read(archive(), binary()) ->
           {ok, binary(), non_neg_integer()} | {error, binary()}.
-archive_read_xml(_Archive, _Agent) -> not_loaded().
+archive_read(_Archive, _Agent) -> not_loaded().
+
+%% What archive_read gave on each node, merged (a union), as XML, and how
+%% many records. Dirty CPU.
+-spec render_archive(binary(), [binary()]) ->
+          {ok, binary(), non_neg_integer()} | {error, binary()}.
+render_archive(_Agent, _Parts) -> not_loaded().
 
 -spec archive_status(archive()) -> #{atom() => term()}.
 archive_status(_Archive) -> not_loaded().

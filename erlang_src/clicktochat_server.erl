@@ -1,9 +1,14 @@
-%%% clicktochat_server: the process of one active instance (one client host),
-%%% started by mod_clicktochat under ejabberd's gen_mod supervisor. It owns
-%%% the instance's lifetime: it opens the archive and creates the rotation,
-%%% publishes the instance, adds the hooks, rebuilds the rotation's loads
-%%% after a (re)start, and keeps the visitor_ttl timers. Stopping it removes
-%%% the hooks and commits and closes the archive.
+%%% clicktochat_server: the process of one active instance (one client host
+%%% on one node), started by mod_clicktochat under ejabberd's gen_mod
+%%% supervisor. It owns the instance's lifetime: it opens the archive,
+%%% publishes the instance and adds the hooks; stopping it removes the hooks
+%%% and commits and closes the archive.
+%%%
+%%% In a cluster, one of these servers per client host owns the rotation
+%%% (clicktochat_rotation): the first to take the global name. The owner
+%%% rebuilds the rotation when it takes it, drops the agents of a node that
+%%% goes down, and keeps every visitor_ttl timer; the others watch it and
+%%% take over when it goes.
 -module(clicktochat_server).
 -behaviour(gen_server).
 
@@ -28,19 +33,25 @@ hooks(#instance{client_host = C, helpdesk_host = H}) ->
      {unset_presence_hook, H, clicktochat_presence, presence_unset, ?HOOK_SEQ},
      {user_send_packet, H, clicktochat_capture, agent_sends, ?HOOK_SEQ}].
 
-%% A registered visitor that has not logged in within visitor_ttl is ended.
+%% A registered visitor that has not logged in within visitor_ttl is ended
+%% by the rotation's owner, which keeps every visitor_ttl timer of the
+%% cluster (a new owner arms them anew, see become_owner/1). With no owner
+%% at this instant, the next owner's scan arms it.
 -spec arm_ttl(binary(), binary(), integer()) -> ok.
 arm_ttl(ClientHost, LUser, RegisteredAt) ->
-    gen_server:cast(gen_mod:get_module_proc(ClientHost, ?MODULE),
+    gen_server:cast({global, clicktochat_rotation:name(ClientHost)},
                     {arm_ttl, LUser, RegisteredAt}).
 
 init([ClientHost, Opts]) ->
     process_flag(trap_exit, true),
     clicktochat_assignments:create_table(),
     PerMinute = gen_mod:get_opt(max_registrations_per_minute, Opts),
+    MaxSessions = gen_mod:get_opt(max_sessions, Opts),
     Instance = #instance{client_host = ClientHost,
                          helpdesk_host = gen_mod:get_opt(helpdesk_host, Opts),
-                         rotation = clicktochat_nif:new(gen_mod:get_opt(max_sessions, Opts)),
+                         rotation = clicktochat_nif:new(MaxSessions),
+                         max_sessions = MaxSessions,
+                         agent_nodes = ets:new(clicktochat_agent_nodes, [public, set]),
                          archive = open_archive(ClientHost, Opts),
                          conversations_access = gen_mod:get_opt(conversations_access, Opts),
                          registration_limiter = clicktochat_nif:ratelimit_new(PerMinute),
@@ -51,37 +62,102 @@ init([ClientHost, Opts]) ->
     %% twice at worst, and every rotation operation is idempotent.
     clicktochat_instance:publish(Instance),
     [ejabberd_hooks:add(Hook, Host, M, F, Seq) || {Hook, Host, M, F, Seq} <- hooks(Instance)],
-    clicktochat_presence:rebuild(Instance),
-    rebuild_visitors(Instance),
-    ?INFO_MSG("mod_clicktochat: visitors on ~ts, agents on ~ts, queue ~p",
-              [ClientHost, Instance#instance.helpdesk_host,
-               clicktochat_nif:queue(Instance#instance.rotation)]),
-    {ok, Instance}.
+    State = try_to_own(#{instance => Instance, role => follower}),
+    ?INFO_MSG("mod_clicktochat: visitors on ~ts, agents on ~ts, rotation owned by ~p, queue ~p",
+              [ClientHost, Instance#instance.helpdesk_host, owner_node(State),
+               case clicktochat_rotation:view(ClientHost) of
+                   {ok, _Owner, Queue, _Loads, _PerNode} -> Queue;
+                   unavailable -> unavailable
+               end]),
+    {ok, State}.
 
-terminate(_Reason, #instance{archive = Archive} = Instance) ->
+terminate(_Reason, #{instance := #instance{archive = Archive} = Instance}) ->
     [ejabberd_hooks:delete(Hook, Host, M, F, Seq) || {Hook, Host, M, F, Seq} <- hooks(Instance)],
     clicktochat_instance:unpublish(Instance),
     %% Commits what was captured and frees the file for the next start.
     clicktochat_nif:archive_close(Archive).
 
-handle_call(_Request, _From, Instance) ->
-    {reply, {error, badarg}, Instance}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, badarg}, State}.
 
-handle_cast({arm_ttl, LUser, RegisteredAt}, #instance{visitor_ttl = Ttl} = Instance) ->
+handle_cast({arm_ttl, LUser, RegisteredAt}, #{instance := #instance{visitor_ttl = Ttl}} = State) ->
     erlang:send_after(Ttl, self(), {visitor_ttl, LUser, RegisteredAt}),
-    {noreply, Instance};
-handle_cast(Msg, Instance) ->
+    {noreply, State};
+handle_cast(Msg, State) ->
     ?WARNING_MSG("mod_clicktochat: unexpected cast ~p", [Msg]),
-    {noreply, Instance}.
+    {noreply, State}.
 
-handle_info({visitor_ttl, LUser, RegisteredAt}, #instance{client_host = Host} = Instance) ->
+handle_info({visitor_ttl, LUser, RegisteredAt},
+            #{instance := #instance{client_host = Host}} = State) ->
     clicktochat_visitors:ttl_expired(LUser, Host, RegisteredAt),
-    {noreply, Instance};
-handle_info(Info, Instance) ->
+    {noreply, State};
+%% The owner went (its node died or stopped, or the module stopped there).
+handle_info({'DOWN', Ref, process, _Pid, _Reason}, #{owner_monitor := Ref} = State) ->
+    {noreply, try_to_own(maps:remove(owner_monitor, State))};
+handle_info(try_to_own, #{role := follower} = State) ->
+    {noreply, try_to_own(State)};
+%% A node left the cluster: the owner drops its agents and gives its
+%% visitors (their sessions vanished with it) visitor_ttl to come back.
+handle_info({nodedown, Node}, #{role := owner, instance := Instance} = State) ->
+    clicktochat_rotation:drop_node(Instance, Node),
+    arm_absent_visitors(Instance),
+    ?INFO_MSG("mod_clicktochat: node ~p left; its agents left the rotation of ~ts",
+              [Node, Instance#instance.client_host]),
+    {noreply, State};
+%% Two owners after a network partition healed: global unregistered the
+%% name and told both; both try again, one wins.
+handle_info({global_name_conflict, _Name, _Other}, State) ->
+    {noreply, try_to_own(State#{role => follower})};
+handle_info({NodeEvent, _Node}, State) when NodeEvent == nodeup; NodeEvent == nodedown ->
+    {noreply, State};
+handle_info(Info, State) ->
     ?WARNING_MSG("mod_clicktochat: unexpected info ~p", [Info]),
-    {noreply, Instance}.
+    {noreply, State}.
 
-code_change(_OldVsn, Instance, _Extra) -> {ok, Instance}.
+code_change(_OldVsn, State, _Extra) -> {ok, State}.
+
+%%%===================================================================
+%%% Owning the rotation
+%%%===================================================================
+
+%% The first server to register the global name owns the rotation; the
+%% others watch the owner and try again when it goes.
+try_to_own(#{instance := Instance0} = State0) ->
+    #instance{client_host = C} = Instance = clicktochat_rotation:prepare(Instance0),
+    State = State0#{instance => Instance},
+    case global:register_name(clicktochat_rotation:name(C), self(),
+                              fun global:notify_all_name/3) of
+        yes -> become_owner(State);
+        no ->
+            case clicktochat_rotation:owner(C) of
+                Owner when is_pid(Owner) ->
+                    case lists:member(node(Owner), [node() | nodes()]) of
+                        true ->
+                            State#{role => follower,
+                                   owner_monitor => erlang:monitor(process, Owner)};
+                        false -> retry_to_own(State)   % global has not seen it go yet
+                    end;
+                undefined -> retry_to_own(State)  % released between the try and the lookup
+            end
+    end.
+
+retry_to_own(State) ->
+    erlang:send_after(100, self(), try_to_own),
+    State#{role => follower}.
+
+become_owner(#{instance := Instance} = State) ->
+    clicktochat_rotation:add_live_agents(Instance),
+    ok = net_kernel:monitor_nodes(true),
+    arm_absent_visitors(Instance),
+    ?INFO_MSG("mod_clicktochat: ~p owns the rotation of ~ts",
+              [node(), Instance#instance.client_host]),
+    State#{role => owner}.
+
+owner_node(#{instance := #instance{client_host = C}}) ->
+    case clicktochat_rotation:owner(C) of
+        Pid when is_pid(Pid) -> node(Pid);
+        undefined -> none
+    end.
 
 %% The embedded store (or Riak's outbox) lives in ejabberd's spool directory,
 %% beside Mnesia's files. A store that cannot be opened stops the module.
@@ -100,16 +176,16 @@ open_archive(ClientHost, Opts) ->
             erlang:error({archive_open_failed, Why})
     end.
 
-%% Every visitor still assigned holds its agent's slot; one that is not
-%% logged in (a restart closed its sessions, or it never logged in) gets a
-%% full visitor_ttl from now to come back, so a restart does not end a
-%% conversation that was going on.
-rebuild_visitors(#instance{client_host = C, rotation = Rotation, visitor_ttl = Ttl}) ->
+%% Every assigned visitor that is logged in nowhere in the cluster (a
+%% restart closed its sessions, its node went down, or it never logged in)
+%% gets a full visitor_ttl from now to come back, so a restart does not end
+%% a conversation that was going on. A visitor already timed is timed
+%% twice: harmless, the first expiry ends it and the second finds nothing.
+arm_absent_visitors(#instance{client_host = C, visitor_ttl = Ttl}) ->
     lists:foreach(
-      fun({LUser, Agent, RegisteredAt}) ->
-              clicktochat_nif:restore(Rotation, Agent),
-              case ejabberd_sm:get_user_resources(LUser, C) of
-                  [] -> erlang:send_after(Ttl, self(), {visitor_ttl, LUser, RegisteredAt});
-                  _ -> ok
+      fun({LUser, _Agent, RegisteredAt}) ->
+              case clicktochat_rotation:logged_in(LUser, C) of
+                  false -> erlang:send_after(Ttl, self(), {visitor_ttl, LUser, RegisteredAt});
+                  true -> ok
               end
       end, clicktochat_assignments:all(C)).

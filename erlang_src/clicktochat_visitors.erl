@@ -15,21 +15,20 @@
 %% Picks an agent and creates the account; on any failure the slot is given
 %% back, so no account and no slot is left behind.
 -spec register(#instance{}, binary(), binary()) -> {ok, binary(), binary()} | {error, atom()}.
-register(#instance{client_host = ClientHost, rotation = Rotation,
-                   max_visitors = MaxVisitors}, User, Password) ->
+register(#instance{client_host = ClientHost, max_visitors = MaxVisitors}, User, Password) ->
     case jid:nodeprep(User) of
         LUser when LUser == error; LUser == <<>> -> {error, invalid_username};
         LUser ->
             case clicktochat_assignments:count() >= MaxVisitors of
                 true -> {error, too_many_visitors};
                 false ->
-                    case clicktochat_nif:pick(Rotation) of
+                    case clicktochat_rotation:pick(ClientHost) of
                         none -> {error, no_agent_available};
                         {ok, Agent} ->
                             case create_account(LUser, ClientHost, Password, Agent) of
                                 ok -> {ok, jid:encode({LUser, ClientHost, <<>>}), Agent};
                                 {error, _} = Err ->
-                                    clicktochat_nif:release(Rotation, Agent),
+                                    clicktochat_rotation:release(ClientHost, Agent),
                                     Err
                             end
                     end
@@ -58,8 +57,8 @@ create_account(LUser, ClientHost, Password, Agent) ->
 -spec ttl_expired(binary(), binary(), integer()) -> ok.
 ttl_expired(LUser, ClientHost, RegisteredAt) ->
     case {clicktochat_assignments:lookup(LUser, ClientHost),
-          ejabberd_sm:get_user_resources(LUser, ClientHost)} of
-        {{_Agent, RegisteredAt}, []} -> end_visitor(LUser, ClientHost);
+          clicktochat_rotation:logged_in(LUser, ClientHost)} of
+        {{_Agent, RegisteredAt}, false} -> end_visitor(LUser, ClientHost);
         _ -> ok      % logged in (its logout ends it), ended, or registered anew
     end.
 
@@ -100,10 +99,7 @@ end_visitor(LUser, ClientHost) ->
     case clicktochat_assignments:take(LUser, ClientHost) of
         {ok, Agent} ->
             ejabberd_auth:remove_user(LUser, ClientHost),
-            case clicktochat_instance:of_client_host(ClientHost) of
-                undefined -> ok;
-                #instance{rotation = Rotation} -> clicktochat_nif:release(Rotation, Agent)
-            end,
+            clicktochat_rotation:release(ClientHost, Agent),
             ?DEBUG("mod_clicktochat: visitor ~ts@~ts ended, ~ts has a free slot",
                    [LUser, ClientHost, Agent]);
         none -> ok;

@@ -5,8 +5,9 @@
 %%% named by `client_host'. Instances started on any other vhost stay inert,
 %%% so the module can be listed in the global `modules' section. The work is
 %%% done by the modules it starts or that its server hooks in:
-%%%   clicktochat_server       the per-host process: rotation, archive, hooks,
-%%%                            rebuild after a restart, visitor_ttl timers
+%%%   clicktochat_server       the per-host process: archive, hooks, owning the
+%%%                            rotation or watching its owner, visitor_ttl timers
+%%%   clicktochat_rotation     the one rotation of the cluster, and its owner
 %%%   clicktochat_assignments  which visitor belongs to which agent (Mnesia)
 %%%   clicktochat_visitors     registering and ending visitors
 %%%   clicktochat_presence     agents in and out of the rotation

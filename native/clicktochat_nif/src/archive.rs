@@ -8,9 +8,10 @@ use crate::error::{BadArg, NifError};
 use clicktochat_core::archive::{
     Archive, ArchiveConfig, Captured, Conversation, Direction, Status, StoreConfig,
 };
+use clicktochat_core::records::{decode_archive, encode_archive, merge};
 use clicktochat_core::render;
 use clicktochat_core::riak::RiakConfig;
-use rustler::{Atom, Binary, NifResult, ResourceArc};
+use rustler::{Atom, Binary, Env, NifResult, OwnedBinary, ResourceArc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub struct ArchiveResource(Archive);
@@ -143,10 +144,30 @@ fn archive_sync(archive: Handle, timeout_ms: u64) -> NifResult<Atom> {
     Ok(atoms::ok())
 }
 
-/// `{ok, Xml, Count}` or `{error, Message}`.
+/// `{ok, Records, Count}` or `{error, Message}`: the agent's records in
+/// this node's archive, in their stored form (the seed's
+/// `term_to_binary([{record, [...]}])`), for `render_archive` to gather
+/// with the other nodes'.
 #[rustler::nif(schedule = "DirtyIo")]
-fn archive_read_xml(archive: Handle, agent: &str) -> NifResult<(Atom, String, usize)> {
+fn archive_read<'a>(
+    env: Env<'a>,
+    archive: Handle,
+    agent: &str,
+) -> NifResult<(Atom, Binary<'a>, usize)> {
     let records = archive.0.read(agent).map_err(NifError::from)?;
+    let stored = OwnedBinary::from_slice(&encode_archive(&records));
+    Ok((atoms::ok(), stored.release(env), records.len()))
+}
+
+/// `{ok, Xml, Count}` or `{error, Message}`: the records `archive_read`
+/// gave on each node, merged (a union, as Riak siblings are), as XML.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn render_archive(agent: &str, parts: Vec<Binary>) -> NifResult<(Atom, String, usize)> {
+    let mut records = Vec::new();
+    for part in parts {
+        let theirs = decode_archive(part.as_slice()).map_err(NifError::from)?;
+        merge(&mut records, theirs);
+    }
     Ok((
         atoms::ok(),
         render::conversations(agent, &records),

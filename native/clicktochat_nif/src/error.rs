@@ -2,6 +2,7 @@
 //! a failure of the archive is answered as `{error, <<"message">>}`.
 
 use clicktochat_core::archive::ArchiveError;
+use clicktochat_core::records::RecordsError;
 use rustler::{Decoder, Encoder, Env, NifResult, Term};
 
 /// Decodes a `T`, raising `badarg` on a bad term like every other argument
@@ -31,6 +32,12 @@ pub struct NifError(String);
 impl From<ArchiveError> for NifError {
     fn from(e: ArchiveError) -> Self {
         NifError(e.to_string())
+    }
+}
+
+impl From<RecordsError> for NifError {
+    fn from(e: RecordsError) -> Self {
+        ArchiveError::from(e).into()
     }
 }
 

@@ -1,0 +1,173 @@
+%%% clicktochat_rotation: the rotation of a client host, one for the whole
+%%% cluster.
+%%%
+%%% Its state (a NIF resource: the FIFO of agents and their loads) lives on
+%%% one node, the owner: the node whose clicktochat_server holds the global
+%%% name {clicktochat_rotation, ClientHost}. On the owner, a pick or a release
+%%% is a direct NIF call from the caller's process, as on a single node; from
+%%% any other node it is one erpc call to the owner, which makes the same NIF
+%%% call there. So capacity is counted once, cluster-wide, and a node alone
+%%% pays one global-name lookup (an ETS read) over the direct call.
+%%%
+%%% The owner also notes which node each available agent resource is on, so
+%%% that when a node goes down (its sessions vanish without any hook) its
+%%% agents leave the rotation. When the owner itself goes, another node's
+%%% server takes the name and rebuilds: loads from the assignments (Mnesia,
+%%% replicated), agents from the cluster's live sessions.
+-module(clicktochat_rotation).
+
+-export([name/1, owner/1, pick/1, release/2, presence/4]).
+-export([prepare/1, add_live_agents/1, logged_in/2, drop_node/2, view/1]).
+%% Run on the owner (by erpc, or directly there).
+-export([local_pick/1, local_release/2, local_presence/5, local_view/1]).
+
+-include("logger.hrl").
+-include("clicktochat.hrl").
+
+%% A call to the owner that takes longer than this gives up (no agent for
+%% this registration; a lost release is recounted at the next rebuild).
+-define(CALL_TIMEOUT, 5000).
+
+-spec name(binary()) -> {clicktochat_rotation, binary()}.
+name(ClientHost) -> {clicktochat_rotation, ClientHost}.
+
+-spec owner(binary()) -> pid() | undefined.
+owner(ClientHost) -> global:whereis_name(name(ClientHost)).
+
+%% The head agent with a free slot, moved to the tail; none when no agent
+%% is free or no owner answers.
+-spec pick(binary()) -> {ok, binary()} | none.
+pick(ClientHost) ->
+    case on_owner(ClientHost, local_pick, [ClientHost]) of
+        {ok, Agent} -> {ok, Agent};
+        _NoneOrUnavailable -> none
+    end.
+
+-spec release(binary(), binary()) -> ok.
+release(ClientHost, Agent) ->
+    on_owner(ClientHost, local_release, [ClientHost, Agent]),
+    ok.
+
+%% An agent resource's presence: available (in the rotation) or not.
+-spec presence(binary(), binary(), binary(), available | unavailable) -> ok.
+presence(ClientHost, Agent, Resource, Availability) ->
+    on_owner(ClientHost, local_presence, [ClientHost, Agent, Resource, node(), Availability]),
+    ok.
+
+%% For operators: the owner node, the queue, the loads, and each node's
+%% available agents.
+-spec view(binary()) -> {ok, node(), [binary()], [{binary(), non_neg_integer()}],
+                         [{node(), [binary()]}]} | unavailable.
+view(ClientHost) ->
+    on_owner(ClientHost, local_view, [ClientHost]).
+
+on_owner(ClientHost, Function, Args) ->
+    case owner(ClientHost) of
+        Pid when node(Pid) == node() -> apply(?MODULE, Function, Args);
+        Pid when is_pid(Pid) ->
+            try erpc:call(node(Pid), ?MODULE, Function, Args, ?CALL_TIMEOUT)
+            catch Class:Reason ->
+                    ?WARNING_MSG("mod_clicktochat: rotation owner ~p did not answer ~p: ~p",
+                                 [node(Pid), Function, {Class, Reason}]),
+                    unavailable
+            end;
+        undefined -> unavailable
+    end.
+
+%%%===================================================================
+%%% On the owner
+%%%===================================================================
+local_pick(ClientHost) ->
+    with_rotation(ClientHost, fun(#instance{rotation = R}) -> clicktochat_nif:pick(R) end).
+
+local_release(ClientHost, Agent) ->
+    with_rotation(ClientHost, fun(#instance{rotation = R}) -> clicktochat_nif:release(R, Agent) end).
+
+local_presence(ClientHost, Agent, Resource, Node, Availability) ->
+    with_rotation(ClientHost, fun(Instance) -> apply_presence(Instance, Agent, Resource, Node,
+                                                              Availability) end).
+
+local_view(ClientHost) ->
+    with_rotation(ClientHost,
+                  fun(#instance{rotation = R, agent_nodes = Nodes}) ->
+                          PerNode = lists:foldl(fun({{Agent, _Resource}, Node}, Acc) ->
+                                                        orddict:append(Node, Agent, Acc)
+                                                end, orddict:new(), ets:tab2list(Nodes)),
+                          {ok, node(), clicktochat_nif:queue(R), clicktochat_nif:loads(R),
+                           [{Node, lists:usort(Agents)} || {Node, Agents} <- PerNode]}
+                  end).
+
+with_rotation(ClientHost, Fun) ->
+    case clicktochat_instance:of_client_host(ClientHost) of
+        #instance{} = Instance -> Fun(Instance);
+        undefined -> unavailable
+    end.
+
+apply_presence(#instance{rotation = R, agent_nodes = Nodes}, Agent, Resource, Node, available) ->
+    ets:insert(Nodes, {{Agent, Resource}, Node}),
+    clicktochat_nif:resource_available(R, Agent, Resource);
+apply_presence(#instance{rotation = R, agent_nodes = Nodes}, Agent, Resource, _Node, unavailable) ->
+    ets:delete(Nodes, {Agent, Resource}),
+    clicktochat_nif:resource_unavailable(R, Agent, Resource).
+
+%% A node went down: its sessions are gone without a hook, so its agent
+%% resources leave the rotation. Its visitors keep their slot (they may log
+%% in again elsewhere; clicktochat_server arms their visitor_ttl).
+-spec drop_node(#instance{}, node()) -> ok.
+drop_node(#instance{agent_nodes = Nodes} = Instance, Node) ->
+    Gone = ets:match_object(Nodes, {'_', Node}),
+    lists:foreach(fun({{Agent, Resource}, _}) ->
+                          apply_presence(Instance, Agent, Resource, Node, unavailable)
+                  end, Gone).
+
+%% Before trying to become the owner: a fresh rotation holding every
+%% assigned visitor's load, published, so that once this node owns the name
+%% a pick finds no agent rather than an agent whose load is not counted yet,
+%% and a presence arriving from another node lands in it.
+-spec prepare(#instance{}) -> #instance{}.
+prepare(#instance{client_host = C, max_sessions = Max, agent_nodes = Nodes} = Instance0) ->
+    Instance = Instance0#instance{rotation = clicktochat_nif:new(Max)},
+    ets:delete_all_objects(Nodes),
+    [clicktochat_nif:restore(Instance#instance.rotation, Agent)
+     || {_LUser, Agent, _RegisteredAt} <- clicktochat_assignments:all(C)],
+    clicktochat_instance:publish(Instance),
+    Instance.
+
+%% Having become the owner: every agent resource with available presence on
+%% a live node of the cluster joins the rotation.
+-spec add_live_agents(#instance{}) -> ok.
+add_live_agents(#instance{helpdesk_host = H} = Instance) ->
+    lists:foreach(
+      fun({U, S, R}) ->
+              case live_session(U, S, R) of
+                  {ok, Pid} -> rebuild_resource(Instance, U, S, R, Pid);
+                  none -> ok
+              end
+      end, ejabberd_sm:get_vh_session_list(H)).
+
+%% Whether a user has a session on a live node. A node that went down leaves
+%% its sessions in the session table for a moment (until ejabberd_sm sees
+%% Mnesia's mnesia_down), and its users are not logged in.
+-spec logged_in(binary(), binary()) -> boolean().
+logged_in(LUser, LServer) ->
+    lists:any(fun(R) -> live_session(LUser, LServer, R) /= none end,
+              ejabberd_sm:get_user_resources(LUser, LServer)).
+
+live_session(U, S, R) ->
+    case ejabberd_sm:get_session_pid(U, S, R) of
+        Pid when is_pid(Pid) ->
+            case node(Pid) == node() orelse lists:member(node(Pid), nodes()) of
+                true -> {ok, Pid};
+                false -> none
+            end;
+        _ -> none
+    end.
+
+rebuild_resource(Instance, U, S, R, Pid) ->
+    try ejabberd_c2s:get_presence(Pid) of
+        Presence ->
+            Agent = jid:encode({U, S, <<>>}),
+            apply_presence(Instance, Agent, R, node(Pid),
+                           clicktochat_presence:availability(Presence))
+    catch _:_ -> ok   % the session ended meanwhile
+    end.

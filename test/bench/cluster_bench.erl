@@ -1,0 +1,51 @@
+%%% What a node that does not own the rotation pays for a pick + release:
+%%% two erpc calls to the owner node, each making the NIF call there (what
+%%% clicktochat_rotation does), against the owner's own direct NIF calls,
+%%% in one run (A B A B). The owner is a peer node on this machine, so the
+%%% figure is the floor of a cluster on a LAN: the distribution protocol
+%%% and two schedulers' hops, without the network. Run with `make bench`.
+-module(cluster_bench).
+
+-export([main/1, setup/0]).
+
+-define(AGENTS, 100).
+-define(MAX_SESSIONS, 1000000).
+
+main(Args) ->
+    Pairs = case Args of [P] -> list_to_integer(P); [] -> 20000 end,
+    Ebin = filename:dirname(code:which(clicktochat_nif)),
+    {ok, Peer, Owner} = peer:start_link(#{name => peer:random_name(cluster_bench),
+                                          args => ["-pa", Ebin, "-pa",
+                                                   filename:dirname(code:which(?MODULE))]}),
+    ok = erpc:call(Owner, ?MODULE, setup, []),
+    setup(),
+    Local = fun() -> {ok, A} = clicktochat_nif:pick(rotation()),
+                     ok = clicktochat_nif:release(rotation(), A) end,
+    Remote = fun() -> {ok, A} = erpc:call(Owner, fun() -> clicktochat_nif:pick(rotation()) end),
+                      ok = erpc:call(Owner, fun() -> clicktochat_nif:release(rotation(), A) end)
+             end,
+    Results = [{Name, time(Fun, Pairs)} || _ <- [1, 2], {Name, Fun} <- [{owner, Local},
+                                                                        {erpc, Remote}]],
+    Best = fun(Name) -> lists:min([T || {N, T} <- Results, N == Name]) end,
+    io:format("pick + release, ~b pairs, ~b agents~n", [Pairs, ?AGENTS]),
+    io:format("on the owner (direct NIF)   ~8.2f us/pair~n", [Best(owner)]),
+    io:format("from another node (erpc)    ~8.2f us/pair  ~.1fx the owner's~n",
+              [Best(erpc), Best(erpc) / Best(owner)]),
+    peer:stop(Peer),
+    halt(0).
+
+setup() ->
+    Agents = [iolist_to_binary(["agent", integer_to_list(I), "@helpdesk.example.com"])
+              || I <- lists:seq(1, ?AGENTS)],
+    R = clicktochat_nif:new(?MAX_SESSIONS),
+    [clicktochat_nif:resource_available(R, A, <<"desk">>) || A <- Agents],
+    persistent_term:put({?MODULE, rotation}, R).
+
+rotation() -> persistent_term:get({?MODULE, rotation}).
+
+time(Fun, Pairs) ->
+    {Micros, ok} = timer:tc(fun() -> loop(Fun, Pairs) end),
+    Micros / Pairs.
+
+loop(_Fun, 0) -> ok;
+loop(Fun, N) -> Fun(), loop(Fun, N - 1).
