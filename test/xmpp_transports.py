@@ -321,6 +321,12 @@ class TcpClient(Session):
         self.sm_id, self.handled = enabled.get("id"), 0
         return int(enabled.get("max"))
 
+    def ack(self):
+        """Acknowledges every stanza received so far (an unrequested <a/>),
+        so that none is resent or stored offline once the session ends."""
+        self.send_xml(f"<a xmlns='{SM}' h='{self.handled}'/>")
+        self.barrier()
+
     def resume(self):
         """Resumes the dropped session on a new connection (XEP-0198)."""
         self.ended = False

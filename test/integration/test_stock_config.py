@@ -30,7 +30,7 @@ MAX_SESSIONS = 2
 VISITOR_TTL = 8
 # Stream management: the resume timeout a visitor asks for (<enable max=.../>);
 # the stock resume_timeout (300 s) stays as it is for everyone else.
-RESUME_SECONDS = 4
+RESUME_SECONDS = 6
 PASSWORD = "visitor-secret"
 AGENT1 = agent_jid("agent1")
 
@@ -43,6 +43,15 @@ def server():
     accounts = [(agent, HELPDESK_HOST, AGENT_PASSWORD) for agent in ("agent1", "agent2")]
     with sandbox.serving(accounts + [(BYSTANDER, CLIENT_HOST, "bystander-secret")]):
         yield sandbox
+
+
+@pytest.fixture(scope="module")
+def control(server):
+    """Fast account and session queries (an ejabberdctl command takes most of
+    a second; a resume timeout is a few)."""
+    node = server.control()
+    yield node
+    node.close()
 
 
 @pytest.fixture
@@ -75,12 +84,12 @@ def load_of(server, agent):
     return dict(entry.split("=") for entry in loads).get(agent)
 
 
-def offline_count(server, user):
-    return int(server.ctl("get_offline_count", user, CLIENT_HOST))
+def offline_count(server, user, host=CLIENT_HOST):
+    return int(server.ctl("get_offline_count", user, host))
 
 
-def visitor_leaves(server, name):
-    wait_for(lambda: name not in server.registered_users(), 30,
+def visitor_leaves(control, name):
+    wait_for(lambda: name not in control.registered_users(), 30,
              f"visitor {name}'s account to be removed")
 
 
@@ -111,7 +120,7 @@ def test_the_sandbox_is_debians_stock_configuration(server):
     assert listening[2] == "128", listening
 
 
-def test_the_seed_flow_over_starttls_and_scram(server, http, connect):
+def test_the_seed_flow_over_starttls_and_scram(server, control, http, connect):
     agent1, _ = connect(AGENT1), connect(agent_jid("agent2"))
     status, _, body = http.request("GET", "/clicktochat/list")
     assert (status, body) == (200, XML_PROLOG + "<connected_users>"
@@ -133,8 +142,8 @@ def test_the_seed_flow_over_starttls_and_scram(server, http, connect):
                                      "let me check that for you")
 
     visitor.close()
-    visitor_leaves(server, names[0])
-    assert names[2] in server.registered_users()
+    visitor_leaves(control, names[0])
+    assert names[2] in control.registered_users()
     assert load_of(server, AGENT1) == "1"
     # Its slot is free again: agent1 takes one more visitor, then nobody can.
     assert register(http, visitor_name("seed")) == AGENT1
@@ -143,7 +152,7 @@ def test_the_seed_flow_over_starttls_and_scram(server, http, connect):
 
 @pytest.mark.parametrize("transport, leaving", [("ws", "close"), ("bosh", "close"),
                                                 ("ws", "drop")])
-def test_a_visitor_over_websocket_or_bosh(server, http, connect, transport, leaving):
+def test_a_visitor_over_websocket_or_bosh(server, control, http, connect, transport, leaving):
     agent = connect(AGENT1)
     name = visitor_name(transport)
     assert register(http, name) == AGENT1
@@ -160,12 +169,12 @@ def test_a_visitor_over_websocket_or_bosh(server, http, connect, transport, leav
     assert load_of(server, AGENT1) == "1"
 
     getattr(visitor, leaving)()
-    visitor_leaves(server, name)
+    visitor_leaves(control, name)
     assert load_of(server, AGENT1) == "0"
 
 
 def test_stream_management_keeps_a_dropped_visitor_until_the_resume_timeout(
-        server, http, connect):
+        server, control, http, connect):
     agent = connect(AGENT1)
     name = visitor_name("sm")
     assert register(http, name) == AGENT1
@@ -179,21 +188,21 @@ def test_stream_management_keeps_a_dropped_visitor_until_the_resume_timeout(
     # and the visitor keeps its account and its agent.
     visitor.drop()
     agent.send(visitor_jid, "while you were away")
-    assert visitor.jid in server.connected_users()
-    assert name in server.registered_users()
+    assert visitor.jid in control.connected_users()
+    assert name in control.registered_users()
     assert load_of(server, AGENT1) == "1"
     visitor.resume()
     assert visitor.receive()[2] == "while you were away"
     visitor.send(AGENT1, "after the resumption")
     assert agent.receive()["body"] == "after the resumption"
-    assert name in server.registered_users()
+    assert name in control.registered_users()
     assert load_of(server, AGENT1) == "1"
 
     # Dropped again and never resumed: the visitor ends when the timeout passes.
     dropped = time.monotonic()
     visitor.drop()
     agent.send(visitor_jid, "too late")
-    visitor_leaves(server, name)
+    visitor_leaves(control, name)
     assert time.monotonic() - dropped >= RESUME_SECONDS
     assert load_of(server, AGENT1) == "0"
     # The message left unacknowledged goes back to its sender, not offline.
@@ -205,6 +214,34 @@ def test_stream_management_keeps_a_dropped_visitor_until_the_resume_timeout(
     _, _, entries = record_of(conversations(http, AGENT1), visitor_jid)
     assert [m for _, _, _, m in entries] == [
         "before the drop", "while you were away", "after the resumption", "too late"]
+
+
+def test_an_agent_dropped_with_stream_management_leaves_the_rotation_at_the_timeout(
+        server, control, http, connect):
+    agent = connect(AGENT1, transport="tcp")
+    assert agent.enable_sm(RESUME_SECONDS) == RESUME_SECONDS
+    # While its session can be resumed, the agent is online: it takes visitors.
+    agent.drop()
+    name = visitor_name("sm_agent")
+    assert register(http, name) == AGENT1
+    agent.resume()
+    visitor = connect(f"{name}@{CLIENT_HOST}", PASSWORD, transport="tcp")
+    visitor.send(AGENT1, "are you there?")
+    assert agent.receive()[2] == "are you there?"
+    agent.ack()  # or the server resends it, to agent1's offline storage
+
+    dropped = time.monotonic()
+    agent.drop()
+    wait_for(lambda: archive_status(server)["queue"] == "", RESUME_SECONDS + 20,
+             "the agent to leave the rotation")
+    assert time.monotonic() - dropped >= RESUME_SECONDS
+    assert_error(http.register(visitor_name(), PASSWORD), 503, "register", "no_agent_available")
+    # Its visitor keeps it until it leaves; then the agent has no load at all.
+    assert load_of(server, AGENT1) == "1"
+    visitor.close()
+    visitor_leaves(control, name)
+    assert load_of(server, AGENT1) is None
+    assert offline_count(server, "agent1", HELPDESK_HOST) == 0
 
 
 def test_carbons_and_several_agent_resources_archive_each_message_once(
@@ -241,7 +278,7 @@ def test_carbons_and_several_agent_resources_archive_each_message_once(
         (visitor_jid, AGENT1, "to the phone"), (AGENT1, visitor_jid, "from the phone")]
 
 
-def test_messages_to_a_removed_visitor_are_not_kept_offline(server, http, connect):
+def test_messages_to_a_removed_visitor_are_not_kept_offline(server, control, http, connect):
     agent = connect(AGENT1)
     # A registered visitor that has not logged in yet: offline storage keeps
     # its agent's message for it.
@@ -255,8 +292,8 @@ def test_messages_to_a_removed_visitor_are_not_kept_offline(server, http, connec
     visitor = connect(f"{name}@{CLIENT_HOST}", PASSWORD, transport="tcp")
     visitor.close()
     agent.send(f"{name}@{CLIENT_HOST}", "one more thing")
-    visitor_leaves(server, name)
-    wait_for(lambda: idle not in server.registered_users(), VISITOR_TTL + 20,
+    visitor_leaves(control, name)
+    wait_for(lambda: idle not in control.registered_users(), VISITOR_TTL + 20,
              "the idle visitor to be removed after visitor_ttl")
 
     for user in (idle, name):
@@ -283,7 +320,7 @@ def reload_modules(server, **modules):
     server.ctl("reload_config")
 
 
-def test_mod_mam_alongside_changes_nothing_of_ours(server, http, connect):
+def test_mod_mam_alongside_changes_nothing_of_ours(server, control, http, connect):
     # Debian's file has mod_mam commented out: enabled with the options shown there.
     added = "mod_mam" not in yaml.safe_load(STOCK_CONFIG.read_text())["modules"]
     if added:
@@ -310,7 +347,7 @@ def test_mod_mam_alongside_changes_nothing_of_ours(server, http, connect):
         assert [(f, t, m) for _, f, t, m in entries] == [
             (visitor_jid, AGENT1, "archived twice over"), (AGENT1, visitor_jid, "by both")]
         visitor.close()
-        visitor_leaves(server, name)
+        visitor_leaves(control, name)
         assert load_of(server, AGENT1) == "0"
     finally:
         if added:
