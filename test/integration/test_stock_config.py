@@ -93,6 +93,16 @@ def visitor_leaves(control, name):
              f"visitor {name}'s account to be removed")
 
 
+def drop_to_pending(server, client):
+    """Drops a client's connection without closing its stream; returns once
+    ejabberd holds its session for resumption."""
+    pending = f"Closing c2s connection for {client.jid}: "
+    before = server.count_in_log(pending)
+    client.drop()
+    wait_for(lambda: server.count_in_log(pending) > before, 10,
+             f"ejabberd to hold {client.jid}'s session for resumption")
+
+
 def register(http, name):
     """Registers a visitor; the agent it was given."""
     status, _, body = http.register(name, PASSWORD)
@@ -186,7 +196,7 @@ def test_stream_management_keeps_a_dropped_visitor_until_the_resume_timeout(
 
     # Dropped without closing the stream: the session waits to be resumed,
     # and the visitor keeps its account and its agent.
-    visitor.drop()
+    drop_to_pending(server, visitor)
     agent.send(visitor_jid, "while you were away")
     assert visitor.jid in control.connected_users()
     assert name in control.registered_users()
@@ -200,7 +210,7 @@ def test_stream_management_keeps_a_dropped_visitor_until_the_resume_timeout(
 
     # Dropped again and never resumed: the visitor ends when the timeout passes.
     dropped = time.monotonic()
-    visitor.drop()
+    drop_to_pending(server, visitor)
     agent.send(visitor_jid, "too late")
     visitor_leaves(control, name)
     assert time.monotonic() - dropped >= RESUME_SECONDS
@@ -221,7 +231,7 @@ def test_an_agent_dropped_with_stream_management_leaves_the_rotation_at_the_time
     agent = connect(AGENT1, transport="tcp")
     assert agent.enable_sm(RESUME_SECONDS) == RESUME_SECONDS
     # While its session can be resumed, the agent is online: it takes visitors.
-    agent.drop()
+    drop_to_pending(server, agent)
     name = visitor_name("sm_agent")
     assert register(http, name) == AGENT1
     agent.resume()
@@ -231,7 +241,7 @@ def test_an_agent_dropped_with_stream_management_leaves_the_rotation_at_the_time
     agent.ack()  # or the server resends it, to agent1's offline storage
 
     dropped = time.monotonic()
-    agent.drop()
+    drop_to_pending(server, agent)
     wait_for(lambda: archive_status(server)["queue"] == "", RESUME_SECONDS + 20,
              "the agent to leave the rotation")
     assert time.monotonic() - dropped >= RESUME_SECONDS
