@@ -1,10 +1,13 @@
 """`make demo`: a fresh throw-away ejabberd 23.01 with clicktochat on 127.0.0.1,
 in the foreground until Ctrl-C or `make demo-stop` (Debian's /usr/bin/python3).
 
-HTTP on $DEMO_HTTP_PORT (5280), XMPP clients on $DEMO_C2S_PORT (5222), vhosts
-clients.localhost and helpdesk.localhost, agents agent1..agent3 with the
-password `demo`. A small bot keeps agent1 online so that the seed's curl
-commands work at once; it answers visitors' messages.
+Debian's stock ejabberd.yml made a sandbox (sandbox.stock_yml_config: roster,
+offline storage, stream management, carbons..., STARTTLS required, SCRAM):
+HTTP on $DEMO_HTTP_PORT (5280) with the API, WebSocket and BOSH, XMPP clients
+on $DEMO_C2S_PORT (5222), vhosts clients.localhost and helpdesk.localhost,
+agents agent1..agent3 with the password `demo`. A small bot keeps agent1
+online so that the seed's curl commands work at once; it answers visitors'
+messages.
 """
 
 import os
@@ -27,12 +30,12 @@ def sandbox():
     return Sandbox(name,
                    int(os.environ.get("DEMO_C2S_PORT", "5222")),
                    int(os.environ.get("DEMO_HTTP_PORT", "5280")),
-                   root=f"/tmp/clicktochat-{name}")
+                   root=f"/tmp/clicktochat-{name}", stock_config=True)
 
 
 def start_bot(port):
     from xmpp_client import Client
-    bot = Client(f"{BOT_AGENT}@{HELPDESK_HOST}/demo-bot", PASSWORD, port)
+    bot = Client(f"{BOT_AGENT}@{HELPDESK_HOST}/demo-bot", PASSWORD, port, starttls=True)
 
     def answer(message):
         if message["body"] and message["type"] in ("chat", "normal"):
@@ -46,9 +49,13 @@ def banner(server):
     http = f"http://127.0.0.1:{server.http_port}/clicktochat"
     agents = ", ".join(f"{a}@{HELPDESK_HOST}" for a in AGENTS)
     return f"""
-clicktochat demo: ejabberd 23.01 node {server.node} (files in {server.dir})
+clicktochat demo: ejabberd 23.01 node {server.node} (files in {server.dir}),
+Debian's stock ejabberd.yml with our vhosts, module and listeners
   HTTP API   {http}/register (POST), {http}/list (GET)
-  XMPP       127.0.0.1:{server.c2s_port}, plain TCP without TLS (loopback only)
+  WebSocket  ws://127.0.0.1:{server.http_port}/ws
+  BOSH       http://127.0.0.1:{server.http_port}/bosh
+  XMPP       127.0.0.1:{server.c2s_port}, STARTTLS required (the ejabberd package's
+             self-signed certificate), SCRAM passwords
   Visitors   on {CLIENT_HOST}
   Agents     {agents}, password "{PASSWORD}"
              ({BOT_AGENT} is kept online by a demo bot that answers visitors)
@@ -59,9 +66,10 @@ Try the seed's commands:
 
 Log in as an agent with any XMPP client (Gajim, Profanity, Conversations...):
   JID agent2@{HELPDESK_HOST}, password {PASSWORD}, server 127.0.0.1, port {server.c2s_port},
-  TLS off / allow plain-text authentication. Once it is online, registrations
+  STARTTLS, accepting the self-signed certificate. Once it is online, registrations
   are shared between {BOT_AGENT} and it, round robin. A registered visitor logs in
-  the same way with the JID and password it registered, and chats with its agent.
+  the same way (or over WebSocket or BOSH) with the JID and password it registered,
+  and chats with its agent.
 
 Stop with Ctrl-C, or `make demo-stop` from another shell.
 """

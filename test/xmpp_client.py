@@ -5,11 +5,14 @@ thread, and each method blocks until the server has answered, with a deadline.
 
 import asyncio
 import atexit
+import ssl
 import threading
 
 import xml.etree.ElementTree as ET
 
 import slixmpp
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 DEADLINE = 20  # seconds for any single network step
 
@@ -52,18 +55,22 @@ def _loop():
 
 
 class Client:
-    """A logged-in XMPP client over a real TCP socket to 127.0.0.1."""
+    """A logged-in XMPP client over a real TCP socket to 127.0.0.1: plain
+    TCP, or with `starttls` STARTTLS (required by Debian's stock
+    configuration; the package's certificate is self-signed, so it is not
+    verified)."""
 
-    def __init__(self, jid, password, port, show=None, presence=True):
+    def __init__(self, jid, password, port, show=None, presence=True, starttls=False):
         self.jid = jid
         self.loop = _loop()
         self.messages = None
         self.xmpp = None
-        self.loop.run(self._connect(jid, password, port, show, presence))
+        self.loop.run(self._connect(jid, password, port, show, presence, starttls))
 
-    async def _connect(self, jid, password, port, show, presence):
+    async def _connect(self, jid, password, port, show, presence, starttls):
         self.messages = asyncio.Queue()
         self.presence_errors = asyncio.Queue()
+        self.carbons = asyncio.Queue()
         xmpp = slixmpp.ClientXMPP(jid, password)
         # Loopback test server without TLS: allow SASL PLAIN in the clear.
         xmpp["feature_mechanisms"].unencrypted_plain = True
@@ -81,8 +88,16 @@ class Client:
             "message", lambda m: m["type"] == "error" or self.messages.put_nowait(m))
         xmpp.add_event_handler("message_error", self.messages.put_nowait)
         xmpp.add_event_handler("presence_error", self.presence_errors.put_nowait)
-        xmpp.connect(address=("127.0.0.1", port), disable_starttls=True,
-                     force_starttls=False, use_ssl=False)
+        # Carbons have no body of their own: no "message" event.
+        for direction in ("sent", "received"):
+            xmpp.register_handler(Callback(f"carbon {direction}", MatchXPath(
+                f"{{jabber:client}}message/{{urn:xmpp:carbons:2}}{direction}"),
+                self.carbons.put_nowait))
+        if starttls:
+            xmpp.ssl_context.check_hostname = False
+            xmpp.ssl_context.verify_mode = ssl.CERT_NONE
+        xmpp.connect(address=("127.0.0.1", port), disable_starttls=not starttls,
+                     force_starttls=starttls, use_ssl=False)
         await started
         if presence:
             await self._presence(show)
@@ -160,6 +175,19 @@ class Client:
                 message = await self.messages.get()
                 if message["body"] or message["type"] == "error":
                     return message
+        return self.loop.run(receive(), timeout)
+
+    def receive_carbon(self, timeout=DEADLINE):
+        """The next carbon copy (XEP-0280) received: ('sent' or 'received',
+        the copied message's from, to and body)."""
+        async def receive():
+            message = await self.carbons.get()
+            for direction in ("sent", "received"):
+                copy = message.xml.find(f"{{urn:xmpp:carbons:2}}{direction}/"
+                                        "{urn:xmpp:forward:0}forwarded/{jabber:client}message")
+                if copy is not None:
+                    return (direction, copy.get("from"), copy.get("to"),
+                            copy.findtext("{jabber:client}body"))
         return self.loop.run(receive(), timeout)
 
     def disconnect(self):

@@ -1,6 +1,7 @@
 """`make demo` as the README shows it: the demo starts, the seed's curl
-command gets a visitor assigned to the demo's agent, and `make demo-stop`
-ends it. Own node name and ports."""
+command gets a visitor assigned to the demo's agent, the visitor chats with
+the demo's bot over the WebSocket the banner names, and `make demo-stop` ends
+it. Own node name and ports."""
 
 import os
 import subprocess
@@ -8,6 +9,7 @@ import threading
 import urllib.request
 
 from sandbox import REPO, port_open, wait_for
+from xmpp_transports import WebSocketClient
 
 HTTP_PORT = 15282
 C2S_PORT = 15224
@@ -28,6 +30,9 @@ def test_make_demo_serves_the_seed_api_and_demo_stop_ends_it():
         text = "".join(output)
         assert f"http://127.0.0.1:{HTTP_PORT}/clicktochat/register" in text
         assert "agent1@helpdesk.localhost" in text and 'password "demo"' in text
+        assert f"ws://127.0.0.1:{HTTP_PORT}/ws" in text
+        assert f"http://127.0.0.1:{HTTP_PORT}/bosh" in text
+        assert "STARTTLS required" in text
 
         result = subprocess.run(
             ["curl", "-s", "-H", "Accept: text/xml", "-X", "POST", "-d",
@@ -42,6 +47,12 @@ def test_make_demo_serves_the_seed_api_and_demo_stop_ends_it():
         with urllib.request.urlopen(f"http://127.0.0.1:{HTTP_PORT}/clicktochat/list",
                                     timeout=30) as response:
             assert b"<username>agent1@helpdesk.localhost</username>" in response.read()
+        visitor = WebSocketClient("my_client@clients.localhost", "123",
+                                  f"ws://127.0.0.1:{HTTP_PORT}/ws")
+        visitor.send("agent1@helpdesk.localhost", "hello demo")
+        assert visitor.receive().body == ("Hello my_client@clients.localhost, this is the demo "
+                                          "agent agent1. You said: hello demo")
+        visitor.close()
     finally:
         subprocess.run(["make", "-s", "-C", str(REPO), "demo-stop"], env=env,
                        capture_output=True, timeout=120)
