@@ -73,13 +73,11 @@ test-rust:
 # eunit: the pure Erlang parts (legacy config, option resolution, content
 # negotiation, address rules). They call jid/econf, so the xmpp application
 # (Debian's erlang-p1-xmpp, ejabberd's dependency) is started first.
+EUNIT_RUN = {ok, _} = application:ensure_all_started(xmpp), Modules = [list_to_atom(filename:basename(F, ".beam")) || F <- filelib:wildcard("_build/eunit/*_tests.beam")], case eunit:test(Modules, [verbose]) of ok -> halt(0); _ -> halt(1) end.
 test-erlang: beams
 	@mkdir -p _build/eunit
 	erlc -o _build/eunit test/eunit/*.erl
-	erl -noshell -pa ebin -pa _build/eunit -pa $(EJABBERD_DIR)/ebin -eval \
-	  '{ok, _} = application:ensure_all_started(xmpp), \
-	   Modules = [list_to_atom(filename:basename(F, ".beam")) || F <- filelib:wildcard("_build/eunit/*_tests.beam")], \
-	   case eunit:test(Modules, [verbose]) of ok -> halt(0); _ -> halt(1) end.'
+	erl -noshell -pa ebin -pa _build/eunit -pa $(EJABBERD_DIR)/ebin -eval '$(EUNIT_RUN)'
 
 # The same beams built by rebar3 (rebar.config), in its own _build.
 test-rebar3:
@@ -112,7 +110,8 @@ demo-stop:
 
 # The rotation's hot path: direct NIF calls against a gen_server, in one run;
 # the assignment read path: Mnesia dirty_read against ETS and a transaction;
-# a pick + release from a node that does not own the rotation (erpc).
+# a pick + release from a node that does not own the rotation (erpc); what
+# a session and a visitor cost on the stock configuration.
 BENCH_CLIENTS ?= 8
 BENCH_PAIRS ?= 50000
 bench: all
@@ -123,6 +122,7 @@ bench: all
 	erl -noshell -pa _build/bench -run assignment_bench main 100000 1000000
 	erlc -o _build/bench test/bench/cluster_bench.erl
 	erl -sname clicktochat_bench -noshell -pa ebin -pa _build/bench -run cluster_bench main 20000
+	$(PYTHON) test/bench/session_cost.py 100
 
 clean:
 	rm -rf _build

@@ -387,7 +387,7 @@ class ControlNode:
     user exactly as ejabberdctl runs its own control nodes (so with the same
     cookie), answering one query per line on stdin. Close it with close()."""
 
-    # Reads "registered_users <host>" or "connected_users" lines; answers one
+    # Reads "registered_users <host>", "connected_users" or "memory" lines; answers one
     # line of hex-encoded names (so that any name fits on a line), or
     # "error <term>".
     LOOP = r"""
@@ -402,6 +402,15 @@ class ControlNode:
                    (["connected_users"]) ->
                         case rpc:call(Node, ejabberd_sm, connected_users, [], 10000) of
                             Jids when is_list(Jids) -> [Hex(J) || J <- Jids];
+                            Other -> {error, Other}
+                        end;
+                   (["memory"]) ->
+                        %% Bytes: the whole VM, after a full GC of every process.
+                        Processes = rpc:call(Node, erlang, processes, [], 10000),
+                        _ = rpc:call(Node, lists, foreach,
+                                     [fun erlang:garbage_collect/1, Processes], 60000),
+                        case rpc:call(Node, erlang, memory, [total], 10000) of
+                            Bytes when is_integer(Bytes) -> [Hex(integer_to_binary(Bytes))];
                             Other -> {error, Other}
                         end
                 end,
@@ -444,6 +453,11 @@ class ControlNode:
 
     def connected_users(self):
         return self.query("connected_users")
+
+    def memory(self):
+        """The node's total memory in bytes, after garbage-collecting every
+        process."""
+        return int(self.query("memory").pop())
 
     def close(self):
         if self.process.poll() is None:
