@@ -116,7 +116,7 @@ BENCH_CLIENTS ?= 8
 BENCH_PAIRS ?= 50000
 bench: all
 	@mkdir -p _build/bench
-	erlc -o _build/bench test/bench/rotation_bench.erl
+	erlc -I erlang_src -o _build/bench test/bench/rotation_bench.erl
 	erl -noshell -pa ebin -pa _build/bench -run rotation_bench main $(BENCH_CLIENTS) $(BENCH_PAIRS)
 	erlc -o _build/bench test/bench/assignment_bench.erl
 	erl -noshell -pa _build/bench -run assignment_bench main 100000 1000000

@@ -7,6 +7,8 @@
          helpdesk_host :: binary(),
          %% The rotation; only the owner's is used (see clicktochat_rotation).
          rotation :: reference(),
+         %% The node that owns the rotation, as this node last saw it.
+         owner :: node() | undefined,
          max_sessions :: pos_integer(),
          %% On the owner: {{Agent, Resource}, Node} of every available agent
          %% resource (an ETS table of clicktochat_server's).

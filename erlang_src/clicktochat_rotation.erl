@@ -35,23 +35,36 @@ name(ClientHost) -> {clicktochat_rotation, ClientHost}.
 owner(ClientHost) -> global:whereis_name(name(ClientHost)).
 
 %% The head agent with a free slot, moved to the tail; none when no agent
-%% is free or no owner answers.
--spec pick(binary()) -> {ok, binary()} | none.
-pick(ClientHost) ->
-    case on_owner(ClientHost, local_pick, [ClientHost]) of
+%% is free or no owner answers. The caller has the instance at hand (one
+%% persistent_term read per request): on the owner this is the NIF call
+%% alone, as on a single node.
+-spec pick(#instance{}) -> {ok, binary()} | none.
+pick(#instance{owner = Owner, rotation = R}) when Owner == node() ->
+    clicktochat_nif:pick(R);
+pick(#instance{client_host = ClientHost} = Instance) ->
+    case remote(ClientHost, Instance, local_pick, [ClientHost]) of
         {ok, Agent} -> {ok, Agent};
         _NoneOrUnavailable -> none
     end.
 
--spec release(binary(), binary()) -> ok.
-release(ClientHost, Agent) ->
-    on_owner(ClientHost, local_release, [ClientHost, Agent]),
+-spec release(#instance{}, binary()) -> ok.
+release(#instance{owner = Owner, rotation = R}, Agent) when Owner == node() ->
+    clicktochat_nif:release(R, Agent),
+    ok;
+release(#instance{client_host = ClientHost} = Instance, Agent) ->
+    remote(ClientHost, Instance, local_release, [ClientHost, Agent]),
     ok.
 
 %% An agent resource's presence: available (in the rotation) or not.
 -spec presence(binary(), binary(), binary(), available | unavailable) -> ok.
 presence(ClientHost, Agent, Resource, Availability) ->
-    on_owner(ClientHost, local_presence, [ClientHost, Agent, Resource, node(), Availability]),
+    case clicktochat_instance:of_client_host(ClientHost) of
+        #instance{owner = Owner} = Instance when Owner == node() ->
+            apply_presence(Instance, Agent, Resource, node(), Availability);
+        Instance ->
+            remote(ClientHost, Instance, local_presence,
+                   [ClientHost, Agent, Resource, node(), Availability])
+    end,
     ok.
 
 %% For operators: the owner node, the queue, the loads, and each node's
@@ -59,20 +72,29 @@ presence(ClientHost, Agent, Resource, Availability) ->
 -spec view(binary()) -> {ok, node(), [binary()], [{binary(), non_neg_integer()}],
                          [{node(), [binary()]}]} | unavailable.
 view(ClientHost) ->
-    on_owner(ClientHost, local_view, [ClientHost]).
+    remote(ClientHost, clicktochat_instance:of_client_host(ClientHost), local_view, [ClientHost]).
 
-on_owner(ClientHost, Function, Args) ->
+%% One erpc call to the owner this node knows of (clicktochat_server keeps
+%% it in the instance). If that owner is gone, or none is known yet (a
+%% takeover under way), the global name says who owns the rotation now.
+remote(ClientHost, #instance{owner = Known}, Function, Args) when Known /= undefined ->
+    try erpc:call(Known, ?MODULE, Function, Args, ?CALL_TIMEOUT)
+    catch error:{erpc, noconnection} -> remote(ClientHost, undefined, Function, Args);
+          Class:Reason -> unanswered(Known, Function, {Class, Reason})
+    end;
+remote(ClientHost, _UnknownOwner, Function, Args) ->
     case owner(ClientHost) of
-        Pid when node(Pid) == node() -> apply(?MODULE, Function, Args);
         Pid when is_pid(Pid) ->
             try erpc:call(node(Pid), ?MODULE, Function, Args, ?CALL_TIMEOUT)
-            catch Class:Reason ->
-                    ?WARNING_MSG("mod_clicktochat: rotation owner ~p did not answer ~p: ~p",
-                                 [node(Pid), Function, {Class, Reason}]),
-                    unavailable
+            catch Class:Reason -> unanswered(node(Pid), Function, {Class, Reason})
             end;
         undefined -> unavailable
     end.
+
+unanswered(Node, Function, Why) ->
+    ?WARNING_MSG("mod_clicktochat: rotation owner ~p did not answer ~p: ~p",
+                 [Node, Function, Why]),
+    unavailable.
 
 %%%===================================================================
 %%% On the owner

@@ -93,7 +93,7 @@ handle_info({visitor_ttl, LUser, RegisteredAt},
     {noreply, State};
 %% The owner went (its node died or stopped, or the module stopped there).
 handle_info({'DOWN', Ref, process, _Pid, _Reason}, #{owner_monitor := Ref} = State) ->
-    {noreply, try_to_own(maps:remove(owner_monitor, State))};
+    {noreply, try_to_own(forget_owner(maps:remove(owner_monitor, State)))};
 handle_info(try_to_own, #{role := follower} = State) ->
     {noreply, try_to_own(State)};
 %% A node left the cluster: the owner drops its agents and gives its
@@ -107,7 +107,7 @@ handle_info({nodedown, Node}, #{role := owner, instance := Instance} = State) ->
 %% Two owners after a network partition healed: global unregistered the
 %% name and told both; both try again, one wins.
 handle_info({global_name_conflict, _Name, _Other}, State) ->
-    {noreply, try_to_own(State#{role => follower})};
+    {noreply, try_to_own(forget_owner(State#{role => follower}))};
 handle_info({NodeEvent, _Node}, State) when NodeEvent == nodeup; NodeEvent == nodedown ->
     {noreply, State};
 handle_info(Info, State) ->
@@ -133,7 +133,9 @@ try_to_own(#{instance := Instance0} = State0) ->
                 Owner when is_pid(Owner) ->
                     case lists:member(node(Owner), [node() | nodes()]) of
                         true ->
-                            State#{role => follower,
+                            Following = Instance#instance{owner = node(Owner)},
+                            clicktochat_instance:publish(Following),
+                            State#{instance => Following, role => follower,
                                    owner_monitor => erlang:monitor(process, Owner)};
                         false -> retry_to_own(State)   % global has not seen it go yet
                     end;
@@ -145,13 +147,21 @@ retry_to_own(State) ->
     erlang:send_after(100, self(), try_to_own),
     State#{role => follower}.
 
-become_owner(#{instance := Instance} = State) ->
+become_owner(#{instance := Instance0} = State) ->
+    Instance = Instance0#instance{owner = node()},
+    clicktochat_instance:publish(Instance),
     clicktochat_rotation:add_live_agents(Instance),
     ok = net_kernel:monitor_nodes(true),
     arm_absent_visitors(Instance),
     ?INFO_MSG("mod_clicktochat: ~p owns the rotation of ~ts",
               [node(), Instance#instance.client_host]),
-    State#{role => owner}.
+    State#{instance => Instance, role => owner}.
+
+%% The owner went: until the next is known, calls ask the global name.
+forget_owner(#{instance := Instance} = State) ->
+    Forgotten = Instance#instance{owner = undefined},
+    clicktochat_instance:publish(Forgotten),
+    State#{instance => Forgotten}.
 
 owner_node(#{instance := #instance{client_host = C}}) ->
     case clicktochat_rotation:owner(C) of

@@ -15,20 +15,21 @@
 %% Picks an agent and creates the account; on any failure the slot is given
 %% back, so no account and no slot is left behind.
 -spec register(#instance{}, binary(), binary()) -> {ok, binary(), binary()} | {error, atom()}.
-register(#instance{client_host = ClientHost, max_visitors = MaxVisitors}, User, Password) ->
+register(#instance{client_host = ClientHost, max_visitors = MaxVisitors} = Instance,
+         User, Password) ->
     case jid:nodeprep(User) of
         LUser when LUser == error; LUser == <<>> -> {error, invalid_username};
         LUser ->
             case clicktochat_assignments:count() >= MaxVisitors of
                 true -> {error, too_many_visitors};
                 false ->
-                    case clicktochat_rotation:pick(ClientHost) of
+                    case clicktochat_rotation:pick(Instance) of
                         none -> {error, no_agent_available};
                         {ok, Agent} ->
                             case create_account(LUser, ClientHost, Password, Agent) of
                                 ok -> {ok, jid:encode({LUser, ClientHost, <<>>}), Agent};
                                 {error, _} = Err ->
-                                    clicktochat_rotation:release(ClientHost, Agent),
+                                    clicktochat_rotation:release(Instance, Agent),
                                     Err
                             end
                     end
@@ -99,7 +100,10 @@ end_visitor(LUser, ClientHost) ->
     case clicktochat_assignments:take(LUser, ClientHost) of
         {ok, Agent} ->
             ejabberd_auth:remove_user(LUser, ClientHost),
-            clicktochat_rotation:release(ClientHost, Agent),
+            case clicktochat_instance:of_client_host(ClientHost) of
+                undefined -> ok;    % the module stopped: its next start recounts
+                Instance -> clicktochat_rotation:release(Instance, Agent)
+            end,
             ?DEBUG("mod_clicktochat: visitor ~ts@~ts ended, ~ts has a free slot",
                    [LUser, ClientHost, Agent]);
         none -> ok;
