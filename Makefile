@@ -111,7 +111,8 @@ demo-stop:
 # The rotation's hot path: direct NIF calls against a gen_server, in one run;
 # the assignment read path: Mnesia dirty_read against ETS and a transaction;
 # a pick + release from a node that does not own the rotation (erpc); what
-# a session and a visitor cost on the stock configuration.
+# a session and a visitor cost on the stock configuration; the archive
+# writer's cost per message against conversation length.
 BENCH_CLIENTS ?= 8
 BENCH_PAIRS ?= 50000
 bench: all
@@ -123,6 +124,7 @@ bench: all
 	erlc -o _build/bench test/bench/cluster_bench.erl
 	erl -sname clicktochat_bench -noshell -pa ebin -pa _build/bench -run cluster_bench main 20000
 	$(PYTHON) test/bench/session_cost.py 100
+	cargo bench -p clicktochat_core --bench archive_writer
 
 clean:
 	rm -rf _build

@@ -24,13 +24,24 @@ main(Args) ->
     Remote = fun() -> {ok, A} = erpc:call(Owner, fun() -> clicktochat_nif:pick(rotation()) end),
                       ok = erpc:call(Owner, fun() -> clicktochat_nif:release(rotation(), A) end)
              end,
+    %% The floor of any cross-node call: a message to a process on the owner
+    %% node and its answer, twice per pair.
+    Echo = erpc:call(Owner, fun() -> spawn(fun Loop() ->
+                                                   receive {From, Ref} -> From ! Ref end,
+                                                   Loop()
+                                           end)
+                            end),
+    Ping = fun() -> ping(Echo), ping(Echo) end,
     Results = [{Name, time(Fun, Pairs)} || _ <- [1, 2], {Name, Fun} <- [{owner, Local},
-                                                                        {erpc, Remote}]],
+                                                                        {erpc, Remote},
+                                                                        {ping, Ping}]],
     Best = fun(Name) -> lists:min([T || {N, T} <- Results, N == Name]) end,
     io:format("pick + release, ~b pairs, ~b agents~n", [Pairs, ?AGENTS]),
     io:format("on the owner (direct NIF)   ~8.2f us/pair~n", [Best(owner)]),
     io:format("from another node (erpc)    ~8.2f us/pair  ~.1fx the owner's~n",
               [Best(erpc), Best(erpc) / Best(owner)]),
+    io:format("two message round trips     ~8.2f us/pair  (the floor between these nodes)~n",
+              [Best(ping)]),
     peer:stop(Peer),
     halt(0).
 
@@ -42,6 +53,11 @@ setup() ->
     persistent_term:put({?MODULE, rotation}, R).
 
 rotation() -> persistent_term:get({?MODULE, rotation}).
+
+ping(Echo) ->
+    Ref = make_ref(),
+    Echo ! {self(), Ref},
+    receive Ref -> ok end.
 
 time(Fun, Pairs) ->
     {Micros, ok} = timer:tc(fun() -> loop(Fun, Pairs) end),
