@@ -14,7 +14,7 @@ PREFIX ?= $(EJABBERD_HOME)/.ejabberd-modules
 DESTDIR ?=
 MODULE_DIR = $(DESTDIR)$(PREFIX)/mod_clicktochat
 
-DEBIAN_PACKAGES = erlang-nox erlang-dev erlang-eunit rebar3 ejabberd python3-slixmpp python3-pytest python3-yaml python3-websockets curl
+DEBIAN_PACKAGES = erlang-nox erlang-dev erlang-eunit rebar3 ejabberd python3-slixmpp python3-pytest python3-yaml python3-websockets curl iproute2 procps
 ERL_SOURCES = $(wildcard erlang_src/*.erl)
 BEAMS = $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 NIF = priv/clicktochat_nif.so
