@@ -3,8 +3,8 @@
 %%% terms, and mod_http_clicktochat turns them into statuses and bodies.
 -module(clicktochat_api).
 
--export([register/3, connected_agents/1, conversations/2, read_conversations/1,
-         is_loopback/1]).
+-export([register/3, connected_agents/1, status/1, conversations/2,
+         read_conversations/1, is_loopback/1]).
 %% By erpc from another node of the cluster.
 -export([local_records/2]).
 
@@ -44,6 +44,20 @@ connected_agents(RequestHost) ->
               {ok, lists:usort([jid:encode({U, S, <<>>})
                                 || {U, S, _R} <- ejabberd_sm:get_vh_session_list(HelpdeskHost)])}
       end).
+
+%% What a public page may show before the click: agents taking visitors,
+%% their free slots, and the waiting line's length (no line yet: 0). No
+%% names; O(1) on the rotation's owner.
+-spec status(binary()) -> {ok, {non_neg_integer(), non_neg_integer()}, non_neg_integer()} |
+                          {error, not_configured | unavailable}.
+status(RequestHost) ->
+    with_instance(RequestHost,
+                  fun(Instance) ->
+                          case clicktochat_rotation:availability(Instance) of
+                              {_Agents, _FreeSlots} = Availability -> {ok, Availability, 0};
+                              unavailable -> {error, unavailable}
+                          end
+                  end).
 
 %% The agent's archive as XML, for a client at ClientIP (conversations_access;
 %% by default loopback only).

@@ -10,9 +10,9 @@
 %% replace (load_nif refuses one that replaces anything else).
 -define(NIFS,
         [new/1, resource_available/3, resource_unavailable/3,
-         pick/1, release/2, restore/2, queue/1, loads/1,
+         pick/1, release/2, restore/2, availability/1, queue/1, loads/1,
          parse_registration/1, parse_registration_json/1,
-         render_register_ok/3, render_list/2, render_error/3,
+         render_register_ok/3, render_list/2, render_status/3, render_error/3,
          archive_open/2, archive_message/4, archive_sync/2, archive_read/2, render_archive/2,
          archive_status/1, archive_close/1,
          ratelimit_new/1, ratelimit_allow/2]).
@@ -51,6 +51,10 @@ release(_Rotation, _Agent) -> not_loaded().
 -spec restore(rotation(), binary()) -> ok.
 restore(_Rotation, _Agent) -> not_loaded().
 
+%% Agents taking visitors (available presence) and their free slots. O(1).
+-spec availability(rotation()) -> {non_neg_integer(), non_neg_integer()}.
+availability(_Rotation) -> not_loaded().
+
 -spec queue(rotation()) -> [binary()].
 queue(_Rotation) -> not_loaded().
 
@@ -72,6 +76,11 @@ render_register_ok(_Format, _From, _To) -> not_loaded().
 
 -spec render_list(format(), [binary()]) -> binary().
 render_list(_Format, _Usernames) -> not_loaded().
+
+%% GET /status: availability/1's answer and the waiting line's length.
+-spec render_status(format(), {non_neg_integer(), non_neg_integer()}, non_neg_integer()) ->
+          binary().
+render_status(_Format, _Availability, _Waiting) -> not_loaded().
 
 -spec render_error(format(), atom() | binary(), atom() | binary()) -> binary().
 render_error(_Format, _Root, _Reason) -> not_loaded().

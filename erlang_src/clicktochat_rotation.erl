@@ -16,10 +16,11 @@
 %%% replicated), agents from the cluster's live sessions.
 -module(clicktochat_rotation).
 
--export([name/1, owner/1, pick/1, release/2, presence/4]).
+-export([name/1, owner/1, pick/1, release/2, presence/4, availability/1]).
 -export([prepare/1, add_live_agents/1, logged_in/2, drop_node/2, view/1]).
 %% Run on the owner (by erpc, or directly there).
--export([local_pick/1, local_release/2, local_presence/5, local_view/1]).
+-export([local_pick/1, local_release/2, local_presence/5, local_view/1,
+         local_availability/1]).
 
 -include("logger.hrl").
 -include("clicktochat.hrl").
@@ -54,6 +55,14 @@ release(#instance{owner = Owner, rotation = R}, Agent) when Owner == node() ->
 release(#instance{client_host = ClientHost} = Instance, Agent) ->
     remote(ClientHost, Instance, local_release, [ClientHost, Agent]),
     ok.
+
+%% Agents taking visitors and their free slots, cluster-wide (O(1) on the
+%% owner), for GET /status.
+-spec availability(#instance{}) -> {non_neg_integer(), non_neg_integer()} | unavailable.
+availability(#instance{owner = Owner, rotation = R}) when Owner == node() ->
+    clicktochat_nif:availability(R);
+availability(#instance{client_host = ClientHost} = Instance) ->
+    remote(ClientHost, Instance, local_availability, [ClientHost]).
 
 %% An agent resource's presence: available (in the rotation) or not.
 -spec presence(binary(), binary(), binary(), available | unavailable) -> ok.
@@ -101,6 +110,9 @@ unanswered(Node, Function, Why) ->
 %%%===================================================================
 local_pick(ClientHost) ->
     with_rotation(ClientHost, fun(#instance{rotation = R}) -> clicktochat_nif:pick(R) end).
+
+local_availability(ClientHost) ->
+    with_rotation(ClientHost, fun(#instance{rotation = R}) -> clicktochat_nif:availability(R) end).
 
 local_release(ClientHost, Agent) ->
     with_rotation(ClientHost, fun(#instance{rotation = R}) -> clicktochat_nif:release(R, Agent) end).

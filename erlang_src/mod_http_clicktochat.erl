@@ -37,20 +37,35 @@ route([<<"register">>], _Request, Format) ->
     method_not_allowed(Format, register, <<"POST">>);
 route([<<"list">>], #request{method = Method, host = Host, raw_path = RawPath}, Format)
   when Method == 'GET'; Method == 'HEAD' ->
-    %% The raw query string: ejabberd_http's parsed one drops what it cannot
-    %% decode (`?%zz') and empty parameters (`?&&').
-    case binary:split(RawPath, <<"?">>) of
-        [_Path | Query] when Query == []; Query == [<<>>] ->
+    case no_query(RawPath) of
+        true ->
             case clicktochat_api:connected_agents(Host) of
                 {ok, Agents} -> {200, headers(Format), clicktochat_nif:render_list(Format, Agents)};
                 {error, not_configured} ->
                     error_reply(Format, 503, connected_users, not_configured)
             end;
-        _ ->
+        false ->
             error_reply(Format, 400, connected_users, unexpected_parameters)
     end;
 route([<<"list">>], _Request, Format) ->
     method_not_allowed(Format, connected_users, <<"GET, HEAD">>);
+%% Safe for a public page (no names), so any origin may read it; never
+%% cached, it changes with every chat.
+route([<<"status">>], #request{method = Method, host = Host, raw_path = RawPath}, Format)
+  when Method == 'GET'; Method == 'HEAD' ->
+    case no_query(RawPath) of
+        true ->
+            case clicktochat_api:status(Host) of
+                {ok, Availability, Waiting} ->
+                    {200, [{<<"Access-Control-Allow-Origin">>, <<"*">>},
+                           {<<"Cache-Control">>, <<"no-store">>} | headers(Format)],
+                     clicktochat_nif:render_status(Format, Availability, Waiting)};
+                {error, Reason} -> error_reply(Format, 503, status, Reason)
+            end;
+        false -> error_reply(Format, 400, status, unexpected_parameters)
+    end;
+route([<<"status">>], _Request, Format) ->
+    method_not_allowed(Format, status, <<"GET, HEAD">>);
 %% The archive is XML (the original project's entry format inside) only;
 %% its errors follow the client's format.
 route([<<"conversations">>, AgentJid], #request{method = 'GET', ip = {IP, _}}, Format) ->
@@ -65,6 +80,15 @@ route([<<"conversations">>, _AgentJid], _Request, Format) ->
     method_not_allowed(Format, conversations, <<"GET">>);
 route(_Path, _Request, Format) ->
     error_reply(Format, 404, error, not_found).
+
+%% Judged on the raw query string: ejabberd_http's parsed one drops what it
+%% cannot decode (`?%zz') and empty parameters (`?&&').
+no_query(RawPath) ->
+    case binary:split(RawPath, <<"?">>) of
+        [_Path] -> true;
+        [_Path, <<>>] -> true;
+        _ -> false
+    end.
 
 register_status(too_large) -> 413;
 register_status(Reason) when Reason == no_agent_available; Reason == too_many_visitors;

@@ -140,6 +140,12 @@ def test_fairness_across_nodes(cluster):
         status, body = register(cluster[node], f"one_too_many_{node}")
         assert status == 503 and "no_agent_available" in body
     assert loads(cluster.status("cb")) == {agent_jid(a): "2" for a in AGENTS}
+    # Both nodes' public status is the cluster's: 4 agents, no free slot.
+    for node in ("ca", "cb"):
+        code, _, body = Http(cluster[node]).request("GET", "/clicktochat/status")
+        assert (code, body) == (200, f"{XML_PROLOG}<status><agents_available>4"
+                                     "</agents_available><free_slots>0</free_slots>"
+                                     "<waiting>0</waiting></status>")
 
 
 def test_capacity_holds_cluster_wide_under_concurrent_registrations(cluster):

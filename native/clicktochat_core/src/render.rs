@@ -2,6 +2,7 @@
 //! `<?xml version='1.0'?>` then the document with no whitespace between
 //! elements. Text is escaped, so no value can change the document's shape.
 
+use crate::rotation::Availability;
 use std::borrow::Cow;
 
 /// Text as XML character data: escaped, and with the characters XML 1.0
@@ -48,6 +49,21 @@ pub fn connected_users<S: AsRef<str>>(usernames: &[S]) -> String {
         out.push_str("</username>");
     }
     out.push_str("</connected_users>");
+    out
+}
+
+/// The answer to `/status`: what a public page may show before the click
+/// (DESIGN.md). `estimated_wait` (seconds) is left out when unknown.
+pub fn status(availability: Availability, waiting: u64, estimated_wait: Option<u64>) -> String {
+    let mut out = format!(
+        "{PROLOG}<status><agents_available>{}</agents_available><free_slots>{}</free_slots>\
+         <waiting>{waiting}</waiting>",
+        availability.agents_available, availability.free_slots
+    );
+    if let Some(seconds) = estimated_wait {
+        out.push_str(&format!("<estimated_wait>{seconds}</estimated_wait>"));
+    }
+    out.push_str("</status>");
     out
 }
 
@@ -104,6 +120,22 @@ pub fn json_connected_users<S: AsRef<str>>(usernames: &[S]) -> String {
     serde_json::json!({ "connected_users": names }).to_string()
 }
 
+pub fn json_status(
+    availability: Availability,
+    waiting: u64,
+    estimated_wait: Option<u64>,
+) -> String {
+    let mut status = serde_json::json!({
+        "agents_available": availability.agents_available,
+        "free_slots": availability.free_slots,
+        "waiting": waiting,
+    });
+    if let Some(seconds) = estimated_wait {
+        status["estimated_wait"] = seconds.into();
+    }
+    status.to_string()
+}
+
 pub fn json_error(reason: &str) -> String {
     serde_json::json!({"status": "error", "reason": reason}).to_string()
 }
@@ -117,6 +149,34 @@ fn is_simple_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_leaves_out_an_unknown_estimate() {
+        let availability = Availability {
+            agents_available: 3,
+            free_slots: 7,
+        };
+        assert_eq!(
+            status(availability, 0, None),
+            "<?xml version='1.0'?><status><agents_available>3</agents_available>\
+             <free_slots>7</free_slots><waiting>0</waiting></status>"
+        );
+        assert_eq!(
+            status(availability, 2, Some(90)),
+            "<?xml version='1.0'?><status><agents_available>3</agents_available>\
+             <free_slots>7</free_slots><waiting>2</waiting>\
+             <estimated_wait>90</estimated_wait></status>"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&json_status(availability, 0, None)).expect("JSON");
+        assert_eq!(
+            json,
+            serde_json::json!({"agents_available": 3, "free_slots": 7, "waiting": 0})
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&json_status(availability, 2, Some(90))).expect("JSON");
+        assert_eq!(json["estimated_wait"], 90);
+    }
 
     #[test]
     fn seed_formats() {

@@ -21,12 +21,24 @@ struct Agent {
     load: u32,
     /// The ticket of this agent's FIFO entry, if it is in the rotation.
     ticket: Option<u64>,
+    /// What this agent adds to the rotation's `availability` totals, as of
+    /// its last `sync`: taking visitors, and its free slots.
+    counted: (bool, u32),
 }
 
 impl Agent {
     fn is_available(&self) -> bool {
         !self.resources.is_empty()
     }
+}
+
+/// What a public page may know before the click: how many agents are taking
+/// visitors (available presence, whether or not they have a free slot) and
+/// how many free slots they have between them. No names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Availability {
+    pub agents_available: u32,
+    pub free_slots: u64,
 }
 
 /// What [`Rotation::release`] found.
@@ -47,6 +59,9 @@ pub struct Rotation {
     /// the agents whose `ticket` is set, under that ticket.
     fifo: BTreeMap<u64, String>,
     next_ticket: u64,
+    /// The sum of every agent's `counted`, kept by `sync` so that reading it
+    /// is O(1) (`GET /clicktochat/status` may be called by every page view).
+    availability: Availability,
 }
 
 impl Rotation {
@@ -57,6 +72,7 @@ impl Rotation {
             agents: HashMap::new(),
             fifo: BTreeMap::new(),
             next_ticket: 0,
+            availability: Availability::default(),
         }
     }
 
@@ -151,6 +167,11 @@ impl Rotation {
         loads
     }
 
+    /// Agents taking visitors and their free slots. O(1).
+    pub fn availability(&self) -> Availability {
+        self.availability
+    }
+
     /// The load of one agent (0 if unknown).
     pub fn load(&self, agent: &str) -> u32 {
         self.agents.get(agent).map_or(0, |a| a.load)
@@ -163,7 +184,21 @@ impl Rotation {
         let Some(agent) = self.agents.get_mut(name) else {
             return;
         };
-        let eligible = agent.is_available() && agent.load < self.max_sessions;
+        let available = agent.is_available();
+        let counted = (
+            available,
+            if available {
+                self.max_sessions.saturating_sub(agent.load)
+            } else {
+                0
+            },
+        );
+        let (was_available, was_free) = std::mem::replace(&mut agent.counted, counted);
+        self.availability.agents_available =
+            self.availability.agents_available + u32::from(available) - u32::from(was_available);
+        self.availability.free_slots =
+            self.availability.free_slots + u64::from(counted.1) - u64::from(was_free);
+        let eligible = available && agent.load < self.max_sessions;
         match (eligible, agent.ticket) {
             (true, None) => {
                 let ticket = self.next_ticket;

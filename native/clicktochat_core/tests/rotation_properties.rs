@@ -2,7 +2,7 @@
 //! events, and exact agreement with a naive reference model (a plain Vec
 //! scanned on every call) on which agent each pick returns.
 
-use clicktochat_core::{Release, Rotation};
+use clicktochat_core::{Availability, Release, Rotation};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,6 +51,27 @@ impl Model {
             (true, false) => self.queue.push(agent.to_owned()),
             (false, true) => self.queue.retain(|a| a != agent),
             _ => {}
+        }
+    }
+    /// Counted afresh: agents with an available resource, their free slots.
+    fn availability(&self) -> Availability {
+        let available: Vec<&String> = self
+            .resources
+            .iter()
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(agent, _)| agent)
+            .collect();
+        Availability {
+            agents_available: available.len() as u32,
+            free_slots: available
+                .iter()
+                .map(|a| {
+                    u64::from(
+                        self.max
+                            .saturating_sub(self.load.get(*a).copied().unwrap_or(0)),
+                    )
+                })
+                .sum(),
         }
     }
     fn apply(&mut self, op: &Op) -> Option<String> {
@@ -154,6 +175,7 @@ proptest! {
             let want = model.apply(op);
             prop_assert_eq!(&got, &want, "after {:?}", op);
             prop_assert_eq!(rotation.queue(), model.queue.clone());
+            prop_assert_eq!(rotation.availability(), model.availability());
             if let (Op::Pick, Some(agent)) = (op, &got) {
                 prop_assert!(rotation.load(agent) <= rotation.max_sessions());
             }

@@ -2,7 +2,7 @@
 //! JSON.
 
 use crate::error::BadArg;
-use clicktochat_core::render;
+use clicktochat_core::{render, Availability};
 use rustler::{NifResult, Term};
 
 /// `xml | json`; any other term is `badarg`.
@@ -25,6 +25,24 @@ fn render_list(BadArg(format): BadArg<Format>, usernames: Vec<&str>) -> String {
     match format {
         Format::Xml => render::connected_users(&usernames),
         Format::Json => render::json_connected_users(&usernames),
+    }
+}
+
+/// `GET /status`: `{AgentsAvailable, FreeSlots}` as `availability/1` gives
+/// them, and the waiting line's length. No estimate until there is a line.
+#[rustler::nif]
+fn render_status(
+    BadArg(format): BadArg<Format>,
+    (agents_available, free_slots): (u32, u64),
+    waiting: u64,
+) -> String {
+    let availability = Availability {
+        agents_available,
+        free_slots,
+    };
+    match format {
+        Format::Xml => render::status(availability, waiting, None),
+        Format::Json => render::json_status(availability, waiting, None),
     }
 }
 

@@ -59,6 +59,13 @@ fn restore(rotation: Handle, agent: &str) -> Atom {
     atoms::ok()
 }
 
+/// `{AgentsAvailable, FreeSlots}`, kept up to date by every change: O(1).
+#[rustler::nif]
+fn availability(rotation: Handle) -> (u32, u64) {
+    let availability = rotation.0.lock().availability();
+    (availability.agents_available, availability.free_slots)
+}
+
 #[rustler::nif(schedule = "DirtyCpu")]
 fn queue(rotation: Handle) -> Vec<String> {
     rotation.0.lock().queue()
