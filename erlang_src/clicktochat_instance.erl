@@ -13,13 +13,13 @@
 
 -spec publish(#instance{}) -> ok.
 publish(#instance{client_host = C, helpdesk_host = H} = Instance) ->
-    persistent_term:erase(?KEY(going_down, C)),
     persistent_term:put(?KEY(client, C), Instance),
     persistent_term:put(?KEY(helpdesk, H), C),
     persistent_term:put(?CLIENT_HOSTS, lists:usort([C | client_hosts()])).
 
 -spec unpublish(#instance{}) -> ok.
 unpublish(#instance{client_host = C, helpdesk_host = H}) ->
+    persistent_term:erase(?KEY(going_down, C)),
     persistent_term:erase(?KEY(client, C)),
     persistent_term:erase(?KEY(helpdesk, H)),
     persistent_term:put(?CLIENT_HOSTS, lists:delete(C, client_hosts())),
@@ -54,7 +54,9 @@ for_request(RequestHost) ->
     end.
 
 %% ejabberd is stopping (or the host going down): sessions closing now are
-%% not visitors leaving. Cleared when the instance is published again.
+%% not visitors leaving. Cleared when the instance stops (its hooks are gone
+%% by then); not by publish/1, which also runs when the rotation's owner
+%% changes, possibly while this node is stopping.
 -spec mark_going_down(binary()) -> ok.
 mark_going_down(ClientHost) ->
     case going_down(ClientHost) of

@@ -81,7 +81,10 @@ presence(ClientHost, Agent, Resource, Availability) ->
 -spec view(binary()) -> {ok, node(), [binary()], [{binary(), non_neg_integer()}],
                          [{node(), [binary()]}]} | unavailable.
 view(ClientHost) ->
-    remote(ClientHost, clicktochat_instance:of_client_host(ClientHost), local_view, [ClientHost]).
+    case clicktochat_instance:of_client_host(ClientHost) of
+        #instance{owner = Owner} when Owner == node() -> local_view(ClientHost);
+        Instance -> remote(ClientHost, Instance, local_view, [ClientHost])
+    end.
 
 %% One erpc call to the owner this node knows of (clicktochat_server keeps
 %% it in the instance). If that owner is gone, or none is known yet (a
