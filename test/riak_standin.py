@@ -15,6 +15,7 @@ siblings and the merge of their clocks. Clocks are opaque bytes to clients;
 here they are JSON, {"actor": counter}.
 
 Usage: /usr/bin/python3 test/riak_standin.py --port PORT [--data FILE]
+       [--stale-reads-until N]
 
 Listens on 127.0.0.1 only, one thread per connection, and prints
 "riak stand-in listening on 127.0.0.1:PORT" once ready (PORT 0 picks a free
@@ -155,13 +156,8 @@ def merge(clocks):
 class Store:
     """(bucket type, bucket, key) -> list of siblings, persisted as JSON."""
 
-    def __init__(self, path, gather_gets=0):
+    def __init__(self, path, stale_reads_until=0):
         self.path, self.lock, self.objects = path, threading.Lock(), {}
-        # The first `gather_gets` gets wait for one another (up to a deadline)
-        # before any is answered, so that that many writers surely read the
-        # same vclock and their puts make siblings: a race on demand.
-        self.gather_gets, self.gathered = gather_gets, 0
-        self.gathering = threading.Condition()
         self.max_siblings = 0
         if path and os.path.exists(path):
             with open(path) as f:
@@ -172,6 +168,12 @@ class Store:
                              content_type=None if s["content_type"] is None
                              else base64.b64decode(s["content_type"]))
                         for s in entry["siblings"]]
+        # Until `stale_reads_until` puts have been stored, gets are answered
+        # from the data as it was at start: that many writers all read the
+        # same vclock and their puts make siblings, whatever their timing
+        # (a race on demand, immune to client timeouts and retries).
+        self.stale_reads_until, self.puts = stale_reads_until, 0
+        self.at_start = {name: list(siblings) for name, siblings in self.objects.items()}
 
     def save(self):
         if not self.path:
@@ -191,18 +193,10 @@ class Store:
             json.dump({"max_siblings": self.max_siblings}, f)
         os.replace(tmp, self.path + ".stats")
 
-    def gather(self):
-        with self.gathering:
-            if self.gathered >= self.gather_gets:
-                return
-            self.gathered += 1
-            self.gathering.notify_all()
-            self.gathering.wait_for(lambda: self.gathered >= self.gather_gets, timeout=60)
-
     def get(self, name):
-        self.gather()
         with self.lock:
-            return list(self.objects.get(name, []))
+            source = self.at_start if self.puts < self.stale_reads_until else self.objects
+            return list(source.get(name, []))
 
     def put(self, name, context, value, content_type):
         with self.lock:
@@ -215,6 +209,7 @@ class Store:
                    "last_mod_us": time.time_ns() // 1000}
             kept = [s for s in siblings if not descends(context, s["clock"])]
             self.objects[name] = kept + [new]
+            self.puts += 1
             self.max_siblings = max(self.max_siblings, len(self.objects[name]))
             self.save()
             return list(self.objects[name])
@@ -305,12 +300,12 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data", help="file to keep the data in across restarts "
                         "(and, in FILE.stats, the most siblings one key has had)")
-    parser.add_argument("--gather-gets", type=int, default=0, metavar="N",
-                        help="answer the first N gets only once all N have arrived "
-                        "(makes concurrent writers race)")
+    parser.add_argument("--stale-reads-until", type=int, default=0, metavar="N",
+                        help="answer gets from the data as it was at start until N "
+                        "puts have been stored (makes N writers race)")
     args = parser.parse_args()
     server = Server(("127.0.0.1", args.port), Handler)
-    server.store = Store(args.data, args.gather_gets)
+    server.store = Store(args.data, args.stale_reads_until)
     print("riak stand-in listening on 127.0.0.1:%d" % server.server_address[1], flush=True)
     try:
         server.serve_forever()

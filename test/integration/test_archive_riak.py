@@ -24,17 +24,17 @@ class StandIn:
     def __init__(self, data):
         self.data = data
         self.process = None
-        # The first start makes the first two gets (one per node) race.
-        self.gather_gets = 2
+        # The first start makes the first two writers (one per node) race.
+        self.stale_reads_until = 2
 
     def start(self):
         self.process = subprocess.Popen(
             ["/usr/bin/python3", str(REPO / "test/riak_standin.py"), "--port", str(RIAK_PORT),
-             "--data", str(self.data), "--gather-gets", str(self.gather_gets)],
+             "--data", str(self.data), "--stale-reads-until", str(self.stale_reads_until)],
             stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()  # printed once it listens
         assert line.startswith("riak stand-in listening"), line
-        self.gather_gets = 0
+        self.stale_reads_until = 0
 
     def stop(self):
         self.process.kill()
@@ -114,9 +114,10 @@ def test_racing_writers_make_siblings_that_are_merged(riak):
     agent_a, visitor_a = agent_and_visitor(server_a, "visitor_a")
     agent_b, visitor_b = agent_and_visitor(server_b, "visitor_b")
     try:
-        # Both nodes push their first entry; the stand-in answers their gets
-        # together, so both read the same (empty) key and the second put makes
-        # a sibling, as two racing writers do against a real Riak.
+        # Both nodes push their first entry; the stand-in answers gets with the
+        # empty key until two puts are stored, so both read the same (empty)
+        # key and the second put makes a sibling, as two racing writers do
+        # against a real Riak.
         senders = [threading.Thread(target=v.send, args=(AGENT_KEY, f"hello from {n}"))
                    for v, n in [(visitor_a, "a"), (visitor_b, "b")]]
         for sender in senders:
