@@ -172,13 +172,15 @@ class Desk:
         """The waiting visitors' JIDs, head first."""
         return [jid for _, jid, _ in parse_line(self.server.ctl("clicktochat_line", CLIENT_HOST))]
 
+    def loads_are(self, expected):
+        """Every agent's load is as in `expected` ({agent jid: n}) now; agents
+        not named must be at 0 or not listed."""
+        loads = self.loads()
+        return all(loads.get(a, 0) == expected.get(a, 0) for a in set(loads) | set(expected))
+
     def wait_loads(self, expected, timeout=30):
-        """Waits until every agent's load is as in `expected` ({agent jid: n};
-        agents not named must be at 0 or absent)."""
-        def matches():
-            loads = self.loads()
-            return all(loads.get(a, 0) == expected.get(a, 0) for a in set(loads) | set(expected))
-        wait_for(matches, timeout, f"loads {expected}", interval=0.3)
+        """Waits until loads_are(expected)."""
+        wait_for(lambda: self.loads_are(expected), timeout, f"loads {expected}", interval=0.3)
 
     def wait_idle(self, timeout=30):
         """No load anywhere and nobody waiting."""
@@ -187,6 +189,68 @@ class Desk:
             return (all(n == 0 for n in parse_loads(status).values())
                     and status.get("waiting", "0") == "0")
         wait_for(idle, timeout, "no load and an empty line", interval=0.3)
+
+
+# --- checks of what clients received ------------------------------------------
+
+def check_notice(notice, kind, **attrs):
+    """A notice as the spec has it: a headline from the client host's domain
+    with a readable body, of `kind`, with exactly `attrs` (as strings)."""
+    assert notice.kind == kind, notice
+    assert notice.type == "headline", notice
+    assert notice.sender == CLIENT_HOST, notice
+    assert notice.body.strip(), notice
+    assert notice.attrs == {k: str(v) for k, v in attrs.items()}, notice
+    return notice
+
+
+def check_waiting(notice, position, bounds=None):
+    """A waiting notice for `position`: without estimated_wait when bounds is
+    None (no chat has ended), else with one within bounds."""
+    assert notice.kind == "waiting" and notice.position == position, notice
+    assert str(position) in notice.body, notice
+    if bounds is None:
+        return check_notice(notice, "waiting", position=position)
+    estimate = notice.estimated_wait
+    assert estimate is not None and bounds[0] <= estimate <= bounds[1], (notice, bounds)
+    return check_notice(notice, "waiting", position=position, estimated_wait=estimate)
+
+
+def check_assigned(notice, agent):
+    check_notice(notice, "assigned", agent=agent)
+    assert agent in notice.body, notice
+
+
+def check_visitor(notice, jid, reason):
+    check_notice(notice, "visitor", jid=jid, reason=reason)
+    assert jid in notice.body, notice
+
+
+def chat(visitor, vjid, agent, ajid, text):
+    """One message each way between a visitor and its agent."""
+    visitor.send(ajid, f"{text} (visitor)")
+    got = agent.receive()
+    assert (got["type"], got["body"], str(got["from"].bare)) == ("chat", f"{text} (visitor)", vjid)
+    agent.send(vjid, f"{text} (agent)")
+    got = visitor.receive()
+    assert (got["type"], got["body"], str(got["from"].bare)) == ("chat", f"{text} (agent)", ajid)
+
+
+def refused(sender, to, receiver):
+    """sender's message to `to` is refused with an error and never reaches
+    receiver."""
+    sender.send(to, "may I?")
+    answer = sender.receive()
+    assert answer["type"] == "error", answer
+    receiver.barrier()
+    assert receiver.pending_messages() == 0
+
+
+def no_more_notices(*clients):
+    for client in clients:
+        client.barrier()
+        assert client.pending_notices() == 0, client.notice_history()
+
 
 
 def estimate_bounds(position, durations, slots):

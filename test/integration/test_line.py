@@ -16,8 +16,10 @@ import uuid
 import pytest
 
 from conftest import Http, agent_jid as shared_agent_jid, visitor_name
-from line_common import (XML_PROLOG, Desk, agent_jid, estimate_bounds, get_status,
-                         non_increasing, parse_line, parse_register, post_register, visitor_jid)
+from line_common import (XML_PROLOG, Desk, agent_jid, chat, check_assigned, check_notice,
+                         check_visitor, check_waiting, estimate_bounds, get_status,
+                         no_more_notices, non_increasing, parse_line, parse_register,
+                         post_register, refused, visitor_jid)
 from sandbox import CLIENT_HOST, HELPDESK_HOST, Sandbox, wait_for
 from test_foundation import assert_error
 from xmpp_client import Client
@@ -87,65 +89,6 @@ def names(prefix, count):
 def register(name, json_body=False):
     status, body, at = post_register(HTTP_PORT, name, PASSWORD, json_body=json_body)
     return status, parse_register(status, body), at
-
-
-def check_notice(notice, kind, **attrs):
-    """A notice as the spec has it: a headline from the client host's domain
-    with a readable body, of `kind`, with exactly `attrs` (as strings)."""
-    assert notice.kind == kind, notice
-    assert notice.type == "headline", notice
-    assert notice.sender == CLIENT_HOST, notice
-    assert notice.body.strip(), notice
-    assert notice.attrs == {k: str(v) for k, v in attrs.items()}, notice
-    return notice
-
-
-def check_waiting(notice, position, bounds=None):
-    """A waiting notice for `position`: without estimated_wait when bounds is
-    None (no chat has ended), else with one within bounds."""
-    assert notice.kind == "waiting" and notice.position == position, notice
-    assert str(position) in notice.body, notice
-    if bounds is None:
-        return check_notice(notice, "waiting", position=position)
-    estimate = notice.estimated_wait
-    assert estimate is not None and bounds[0] <= estimate <= bounds[1], (notice, bounds)
-    return check_notice(notice, "waiting", position=position, estimated_wait=estimate)
-
-
-def check_assigned(notice, agent):
-    check_notice(notice, "assigned", agent=agent)
-    assert agent in notice.body, notice
-
-
-def check_visitor(notice, jid, reason):
-    check_notice(notice, "visitor", jid=jid, reason=reason)
-    assert jid in notice.body, notice
-
-
-def chat(visitor, vjid, agent, ajid, text):
-    """One message each way between a visitor and its agent."""
-    visitor.send(ajid, f"{text} (visitor)")
-    got = agent.receive()
-    assert (got["type"], got["body"], str(got["from"].bare)) == ("chat", f"{text} (visitor)", vjid)
-    agent.send(vjid, f"{text} (agent)")
-    got = visitor.receive()
-    assert (got["type"], got["body"], str(got["from"].bare)) == ("chat", f"{text} (agent)", ajid)
-
-
-def refused(sender, to, receiver):
-    """sender's message to `to` is refused with an error and never reaches
-    receiver."""
-    sender.send(to, "may I?")
-    answer = sender.receive()
-    assert answer["type"] == "error", answer
-    receiver.barrier()
-    assert receiver.pending_messages() == 0
-
-
-def no_more_notices(*clients):
-    for client in clients:
-        client.barrier()
-        assert client.pending_notices() == 0, client.notice_history()
 
 
 def test_the_line_fills_drains_in_order_and_tells_everyone(line_server, login):
@@ -275,7 +218,7 @@ def test_the_line_fills_drains_in_order_and_tells_everyone(line_server, login):
     assert desk.line() == []
     now = get_status(HTTP_PORT)
     assert (now["free_slots"], now["waiting"]) == (0, 0) and now["estimated_wait"] >= 1, now
-    assert desk.loads() == {a1: 2, a2: 2}
+    assert desk.loads_are({a1: 2, a2: 2}), desk.loads()
 
     # Over the whole run: positions never went up, each waiter that was
     # served got exactly one assignment, last; FIFO (w1, w2, w4).
@@ -329,7 +272,7 @@ def test_a_waiting_visitor_that_never_logs_in_leaves_the_line(line_server, login
     wait_for(lambda: absent not in line_server.registered_users(CLIENT_HOST), 30,
              "the absent waiting visitor's account to be removed")
     assert desk.line() == [visitor_jid(present)]
-    assert desk.loads() == {a1: 2}
+    assert desk.loads_are({a1: 2}), desk.loads()
     assert get_status(HTTP_PORT)["waiting"] == 1
 
     # And the line still works: the next free slot is the present one's.

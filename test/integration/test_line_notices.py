@@ -205,3 +205,29 @@ def test_statistics():
     assert error_stats([(1, 2), (5, 1), (3, 3)]) == {"count": 3, "median": 1, "p90": 4}
     assert non_increasing([3, 3, 2, 1]) and not non_increasing([2, 3])
     assert isinstance(Notice("waiting").attrs, dict)
+
+
+def test_check_notice_holds_notices_to_the_contract():
+    from line_common import check_assigned, check_notice, check_waiting
+    good = parse_notice(stanza(f"<waiting xmlns='{NOTICE_NS}' position='2' estimated_wait='5'/>",
+                               body="You are number 2 in line. Estimated wait: about 5 seconds."
+                               ).xml)
+    check_waiting(good, 2, (4, 6))
+    for bad_bounds in ((6, 9), None):   # out of range; or an estimate where none is due
+        with pytest.raises(AssertionError):
+            check_waiting(good, 2, bad_bounds)
+    with pytest.raises(AssertionError):   # a chat message is not a notice
+        check_notice(parse_notice(stanza(f"<waiting xmlns='{NOTICE_NS}' position='2'/>",
+                                         mtype="chat").xml), "waiting", position=2)
+    with pytest.raises(AssertionError):   # from someone else than the client host
+        check_notice(parse_notice(stanza(f"<waiting xmlns='{NOTICE_NS}' position='2'/>",
+                                         sender="evil@clients.localhost").xml),
+                     "waiting", position=2)
+    with pytest.raises(AssertionError):   # no readable body
+        check_notice(parse_notice(stanza(f"<waiting xmlns='{NOTICE_NS}' position='2'/>",
+                                         body=None).xml), "waiting", position=2)
+    assigned = parse_notice(stanza(f"<assigned xmlns='{NOTICE_NS}' agent='a@h'/>",
+                                   body="a@h will chat with you now.").xml)
+    check_assigned(assigned, "a@h")
+    with pytest.raises(AssertionError):
+        check_assigned(assigned, "b@h")
