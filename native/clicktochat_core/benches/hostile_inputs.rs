@@ -23,7 +23,7 @@ use clicktochat_core::archive::{
     Archive, ArchiveConfig, Captured, Conversation, Direction, StoreConfig,
 };
 use clicktochat_core::registration::{MAX_BODY_BYTES, MAX_PASSWORD_BYTES, MAX_USERNAME_BYTES};
-use clicktochat_core::{parse_registration, render, Release, Rotation};
+use clicktochat_core::{parse_registration, render, Release, Rotation, Routing};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -244,7 +244,7 @@ fn agent_names() -> Vec<String> {
 
 /// 10,000 agents online, each with a free slot.
 fn full_rotation(names: &[String]) -> Rotation {
-    let mut rotation = Rotation::new(MAX_SESSIONS);
+    let mut rotation = Rotation::new(MAX_SESSIONS, Routing::RoundRobin);
     for name in names {
         rotation.resource_available(name, "desk");
     }

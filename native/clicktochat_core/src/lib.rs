@@ -17,4 +17,4 @@ pub mod riak;
 pub mod rotation;
 
 pub use registration::{parse_registration, Registration, RegistrationError};
-pub use rotation::{Availability, Release, Rotation};
+pub use rotation::{Availability, Release, Rotation, Routing};

@@ -3,7 +3,7 @@
 //! to it is dropped.
 
 use crate::atoms;
-use clicktochat_core::{Release, Rotation};
+use clicktochat_core::{Release, Rotation, Routing};
 use parking_lot::Mutex;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term};
 
@@ -21,7 +21,10 @@ type Handle = ResourceArc<RotationResource>;
 
 #[rustler::nif]
 fn new(max_sessions: u32) -> Handle {
-    ResourceArc::new(RotationResource(Mutex::new(Rotation::new(max_sessions))))
+    ResourceArc::new(RotationResource(Mutex::new(Rotation::new(
+        max_sessions,
+        Routing::RoundRobin,
+    ))))
 }
 
 #[rustler::nif]
