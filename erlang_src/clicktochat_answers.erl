@@ -48,7 +48,7 @@ agent_wrote(_Instance, _LUser, _Assignment) ->
 expired(#instance{client_host = C, answer_timeout = Timeout} = Instance, LUser, Start) ->
     case clicktochat_assignments:lookup(LUser, C) of
         #{agent := From, assigned_at := Start, answer := asked} when From /= waiting ->
-            case clicktochat_rotation:pass_on(Instance, From) of
+            case clicktochat_rotation:pass_on(Instance, LUser, From) of
                 {ok, To} ->
                     case clicktochat_assignments:hand_over(LUser, C, From, To, asked) of
                         {ok, NewStart} ->

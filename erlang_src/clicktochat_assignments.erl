@@ -87,13 +87,18 @@ assign(LUser, ClientHost, Agent, RegisteredAt) ->
 %% The visitor goes from From (`waiting', or an agent that did not answer)
 %% to the agent To, whose chat starts now; `gone' if the visitor ended or
 %% is no longer From's meanwhile (the caller gives To's slot back).
+%% A chat handed over always starts after the registration (by 1 ms if
+%% need be), so assigned_at == registered_at says "assigned on registering".
 -spec hand_over(binary(), binary(), binary() | waiting, binary(), answer()) ->
           {ok, integer()} | gone.
 hand_over(LUser, ClientHost, From, To, Answer) ->
     Now = erlang:system_time(millisecond),
     update(LUser, ClientHost,
-           fun(#clicktochat_visitor{agent = Agent} = R) when Agent == From ->
-                   {R#clicktochat_visitor{agent = To, assigned_at = Now, answer = Answer}, Now};
+           fun(#clicktochat_visitor{agent = Agent, registered_at = Registered} = R)
+                 when Agent == From ->
+                   Start = max(Now, Registered + 1),
+                   {R#clicktochat_visitor{agent = To, assigned_at = Start, answer = Answer},
+                    {ok, Start}};
               (_) -> gone
            end).
 

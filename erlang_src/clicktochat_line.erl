@@ -91,8 +91,10 @@ visitor_logged_in(#instance{client_host = C, rotation = R}, LUser) ->
                     {told, Position};
                 false -> unchanged    % handed a slot: its assigned notice follows
             end;
-        #{agent := Agent} ->
+        #{agent := Agent, assigned_at := At, registered_at := Registered} when At > Registered ->
+            %% Handed a slot by the line (or passed on): its 202 did not say.
             clicktochat_notices:assigned(C, LUser, Agent),
             unchanged;
+        #{} -> unchanged;       % assigned on registering: its 201 said who
         none -> unchanged
     end.

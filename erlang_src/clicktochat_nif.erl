@@ -11,7 +11,7 @@
 -define(NIFS,
         [new/3, enter/2, release/3, leave/2,
          resource_available/3, resource_unavailable/3, restore/2, restore_waiting/2,
-         reassign/3, availability/1, status/1, line/1, queue/1, loads/1,
+         pass_on/3, availability/1, status/1, line/1, queue/1, loads/1,
          parse_registration/1, parse_registration_json/1,
          render_register_ok/3, render_register_waiting/4, render_list/2,
          render_status/4, render_error/3,
@@ -84,11 +84,12 @@ restore(_Desk, _Agent) -> not_loaded().
 -spec restore_waiting(desk(), visitor()) -> ok.
 restore_waiting(_Desk, _Visitor) -> not_loaded().
 
-%% answer_timeout: the visitor goes from FromAgent to another agent with a
-%% free slot (per the routing), FromAgent's slot is freed and the line
-%% drained into it; stay if no other agent is free.
--spec reassign(desk(), visitor(), agent()) -> {moved, agent(), changes()} | stay.
-reassign(_Desk, _Visitor, _FromAgent) -> not_loaded().
+%% answer_timeout: a slot of another agent than FromAgent (per the
+%% routing) now counts the visitor; FromAgent's is released apart, with
+%% release/3, once the visitor is handed over. none if no other agent is
+%% free or the visitor is in line.
+-spec pass_on(desk(), visitor(), agent()) -> {ok, agent()} | none.
+pass_on(_Desk, _Visitor, _FromAgent) -> not_loaded().
 
 %% Agents taking visitors (available presence) and their free slots. O(1).
 -spec availability(desk()) -> {non_neg_integer(), non_neg_integer()}.
@@ -100,8 +101,9 @@ availability(_Desk) -> not_loaded().
           {non_neg_integer(), non_neg_integer(), non_neg_integer(), estimate()}.
 status(_Desk) -> not_loaded().
 
-%% The waiting visitors, head first. Dirty CPU.
--spec line(desk()) -> [visitor()].
+%% The waiting visitors, head first, with their positions and estimates.
+%% Dirty CPU.
+-spec line(desk()) -> [{visitor(), pos_integer(), estimate()}].
 line(_Desk) -> not_loaded().
 
 %% The agents with a free slot, the next pick first. Dirty CPU.

@@ -18,7 +18,7 @@
 %%% assignments (Mnesia, replicated), agents from the cluster's live sessions.
 -module(clicktochat_rotation).
 
--export([name/1, owner/1, enter/2, release/3, leave/2, pass_on/2, presence/4, status/1]).
+-export([name/1, owner/1, enter/2, release/3, leave/2, pass_on/3, presence/4, status/1]).
 -export([prepare/1, add_live_agents/1, logged_in/2, drop_node/2, view/1]).
 %% Run on the owner (by erpc, or directly there).
 -export([local_enter/2, local_release/3, local_leave/2, local_presence/5, local_view/1,
@@ -72,9 +72,9 @@ leave(#instance{client_host = ClientHost} = Instance, LUser) ->
 %% answer_timeout, run by the owner's server: a slot of another agent than
 %% From, per the routing (From's slot is released separately, once the
 %% visitor is handed over).
--spec pass_on(#instance{}, binary()) -> {ok, binary()} | none.
-pass_on(#instance{rotation = R}, From) ->
-    clicktochat_nif:pass_on(R, From).
+-spec pass_on(#instance{}, binary(), binary()) -> {ok, binary()} | none.
+pass_on(#instance{rotation = R}, LUser, From) ->
+    clicktochat_nif:pass_on(R, LUser, From).
 
 %% Agents taking visitors, their free slots, the line's length and the
 %% estimated wait of a newcomer, cluster-wide (O(1) on the owner), for GET

@@ -94,7 +94,7 @@ mod_opt_type(conversations_access) -> econf:acl();
 mod_opt_type(config_file) -> econf:file();
 mod_opt_type(max_registrations_per_minute) -> econf:non_neg_int();
 mod_opt_type(max_visitors) -> econf:pos_int();
-mod_opt_type(max_waiting) -> econf:int(0, 100000);
+mod_opt_type(max_waiting) -> econf:int(0, 2000);
 mod_opt_type(routing) -> econf:enum([round_robin, least_busy]);
 mod_opt_type(answer_timeout) -> econf:timeout(second, infinity).
 
@@ -180,7 +180,9 @@ mod_doc() ->
                         "up to this many visitors register with 202 and their "
                         "position, and are handed the next free slot in turn "
                         "(503 line_full beyond). 0: no line, a busy desk answers "
-                        "503 no_agent_available. The default value is 0.">>}},
+                        "503 no_agent_available. At most 2000: every move of the "
+                        "line tells everyone behind, in one scheduler slice. "
+                        "The default value is 0.">>}},
            {routing,
             #{value => "round_robin | least_busy",
               desc => <<"How a visitor's agent is chosen among those with a free "

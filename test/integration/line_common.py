@@ -24,7 +24,7 @@ _WAITING = re.compile(re.escape(XML_PROLOG) + r"<register><status>waiting</statu
                       r"(?:<estimated_wait>(\d+)</estimated_wait>)?</register>")
 _ERROR = re.compile(re.escape(XML_PROLOG) + r"<register><status>error</status>"
                     r"<reason>([a-z_]+)</reason></register>")
-_LINE_ENTRY = re.compile(r"(\d+) (\S+@\S+) waited (\d+)s")
+_LINE_ENTRY = re.compile(r"(\d+) (\S+@\S+) waited (\d+)s estimated_wait=(?:\d+|unknown)")
 
 
 def agent_jid(name):
@@ -143,7 +143,8 @@ def parse_loads(status):
 
 def parse_line(text):
     """`ejabberdctl clicktochat_line` as [(position, visitor jid, waited s)],
-    head first; every non-empty line must be `P visitor@host waited Ns` and
+    head first; every non-empty line must be `P visitor@host waited Ns
+    estimated_wait=S|unknown` and
     the positions must be 1, 2, 3... in order."""
     entries = []
     for line in text.splitlines():

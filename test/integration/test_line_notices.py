@@ -178,9 +178,11 @@ def test_parse_ctl_outputs():
     assert status["waiting"] == "3" and status["estimated_wait"] == "unknown"
     assert parse_loads(status) == {"a@h": 2, "b@h": 0}
     assert parse_loads({"loads": ""}) == {}
-    assert parse_line("1 w1@c waited 4s\n2 w2@c waited 0s\n") == [(1, "w1@c", 4), (2, "w2@c", 0)]
+    assert parse_line("1 w1@c waited 4s estimated_wait=3\n2 w2@c waited 0s estimated_wait=unknown\n"
+                      ) == [(1, "w1@c", 4), (2, "w2@c", 0)]
     assert parse_line("") == []
-    for bad in ("2 w1@c waited 4s\n", "1 w1@c waited 4\n", "1 w1@c\n"):
+    for bad in ("2 w1@c waited 4s estimated_wait=3\n", "1 w1@c waited 4 estimated_wait=3\n",
+                "1 w1@c waited 4s\n", "1 w1@c waited 4s estimated_wait=\n", "1 w1@c\n"):
         with pytest.raises(AssertionError):
             parse_line(bad)
 

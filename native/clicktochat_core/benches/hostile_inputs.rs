@@ -663,7 +663,7 @@ fn desk_calls() {
                 let start = Instant::now();
                 black_box(desk.release("agent", Some(60_000), now_ms));
                 let release = start.elapsed();
-                let head = desk.line()[0].clone();
+                let head = desk.line(now_ms)[0].visitor.clone();
                 let start = Instant::now();
                 black_box(desk.leave(&head, now_ms));
                 let leave = start.elapsed();

@@ -4,7 +4,7 @@
 //!
 //! The invariant: while the line is non-empty, no agent taking visitors has
 //! a free slot. So every event that frees or adds a slot (`release`,
-//! `resource_available`, `reassign`) drains the line head first into the free
+//! `resource_available`) drains the line head first into the free
 //! slots, each a pick per the routing, and answers the [`Changes`]: who was
 //! assigned, and who moved up. (`restore_waiting`, for the rebuild after an
 //! owner takeover, appends without draining and answers nothing: the
@@ -56,15 +56,6 @@ pub struct NewPosition {
 pub struct Changes {
     pub assigned: Vec<Assignment>,
     pub moved: Vec<NewPosition>,
-}
-
-/// What [`Desk::reassign`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reassign {
-    /// The visitor is now `to`'s; the slot it left was drained into.
-    Moved { to: String, changes: Changes },
-    /// No other agent has a free slot: nothing changed.
-    Stay,
 }
 
 /// What `GET /clicktochat/status` shows: agents and free slots, the line's
@@ -172,23 +163,18 @@ impl Desk {
         self.line.push(visitor);
     }
 
-    /// `from_agent` did not answer `visitor` in time: the visitor goes to
-    /// another agent with a free slot, per the routing, and `from_agent`'s
-    /// slot is freed (no service sample: no chat took place) and drained
-    /// into. `Stay` when no other agent is free, or if the visitor is in
+    /// `from_agent` did not answer `visitor` in time: a slot of another
+    /// agent, per the routing, now counts the visitor. `from_agent`'s slot
+    /// is released separately (`release`, no sample: no chat took place),
+    /// once the caller has handed the visitor over, so that a visitor
+    /// ending meanwhile frees exactly the slot it holds in the caller's
+    /// records. `None` when no other agent is free, or if the visitor is in
     /// line (it has no agent to be taken from).
-    pub fn reassign(&mut self, visitor: &str, from_agent: &str, now_ms: u64) -> Reassign {
+    pub fn pass_on(&mut self, visitor: &str, from_agent: &str) -> Option<String> {
         if self.line.contains(visitor) {
-            return Reassign::Stay;
+            return None;
         }
-        let Some(to) = self.rotation.pick_other_than(from_agent) else {
-            return Reassign::Stay;
-        };
-        self.rotation.release(from_agent);
-        Reassign::Moved {
-            to,
-            changes: self.drain(now_ms),
-        }
+        self.rotation.pick_other_than(from_agent)
     }
 
     /// Agents taking visitors and their free slots. O(1).
@@ -212,9 +198,18 @@ impl Desk {
         }
     }
 
-    /// The waiting visitors, head first. O(line).
-    pub fn line(&self) -> Vec<String> {
-        self.line.iter().map(|(_, v)| v.to_owned()).collect()
+    /// The waiting visitors, head first, with their positions and
+    /// estimates. O(line).
+    pub fn line(&mut self, now_ms: u64) -> Vec<NewPosition> {
+        self.window.expire(now_ms);
+        self.line
+            .iter()
+            .map(|(position, visitor)| NewPosition {
+                visitor: visitor.to_owned(),
+                position,
+                estimate: self.estimate(position),
+            })
+            .collect()
     }
 
     /// The agents with a free slot, the next pick first. O(agents).
@@ -286,6 +281,10 @@ impl Desk {
 mod tests {
     use super::*;
 
+    fn waiting_names(d: &mut Desk) -> Vec<String> {
+        d.line(0).into_iter().map(|p| p.visitor).collect()
+    }
+
     /// Agents online, each with `max` slots, and a line of `max_waiting`.
     fn desk(routing: Routing, agents: &[&str], max: u32, max_waiting: u64) -> Desk {
         let mut desk = Desk::new(max, routing, max_waiting);
@@ -325,7 +324,7 @@ mod tests {
         let mut d = desk(Routing::RoundRobin, &["a"], 1, 0);
         assert_eq!(d.enter("v1", 0), Entry::Assigned("a".into()));
         assert_eq!(d.enter("v2", 0), Entry::NoAgent);
-        assert!(d.line().is_empty());
+        assert!(d.line(0).is_empty());
     }
 
     #[test]
@@ -342,7 +341,7 @@ mod tests {
         assert_eq!(d.enter("v3", 0), waiting(2, None));
         assert_eq!(d.enter("v4", 0), Entry::LineFull);
         assert_eq!(d.enter("v2", 0), waiting(1, None), "not added twice");
-        assert_eq!(d.line(), ["v2", "v3"]);
+        assert_eq!(waiting_names(&mut d), ["v2", "v3"]);
     }
 
     #[test]
@@ -357,7 +356,7 @@ mod tests {
             changes.moved,
             [moved("v3", 1, Some(60)), moved("v4", 2, Some(120))]
         );
-        assert_eq!(d.line(), ["v3", "v4"]);
+        assert_eq!(waiting_names(&mut d), ["v3", "v4"]);
         assert_eq!(d.load("a"), 1);
         let (release, changes) = d.release("b", Some(1), 1_000);
         assert_eq!(
@@ -388,7 +387,7 @@ mod tests {
             Changes::default(),
             "the tail moves nobody"
         );
-        assert_eq!(d.line(), ["v1"]);
+        assert_eq!(waiting_names(&mut d), ["v1"]);
     }
 
     #[test]
@@ -402,36 +401,36 @@ mod tests {
     }
 
     #[test]
-    fn reassign_moves_the_visitor_and_frees_the_slot() {
+    fn pass_on_takes_another_agents_slot() {
         let mut d = desk(Routing::RoundRobin, &["a", "b"], 1, 5);
         assert_eq!(d.enter("v1", 0), Entry::Assigned("a".into()));
+        assert_eq!(d.pass_on("v1", "a").as_deref(), Some("b"));
         assert_eq!(
-            d.reassign("v1", "a", 0),
-            Reassign::Moved {
-                to: "b".into(),
-                changes: Changes::default()
-            }
+            d.loads(),
+            [("a".into(), 1), ("b".into(), 1)],
+            "a is released apart"
         );
-        assert_eq!(d.loads(), [("a".into(), 0), ("b".into(), 1)]);
         assert_eq!(
-            d.reassign("v1", "b", 0),
-            Reassign::Moved {
-                to: "a".into(),
-                changes: Changes::default(),
-            }
+            d.release("a", None, 0),
+            (Release::Freed, Changes::default())
+        );
+        assert_eq!(d.pass_on("v1", "b").as_deref(), Some("a"));
+        assert_eq!(
+            d.release("b", None, 0),
+            (Release::Freed, Changes::default())
         );
         assert_eq!(d.enter("v2", 0), Entry::Assigned("b".into()));
-        assert_eq!(d.reassign("v2", "b", 0), Reassign::Stay, "a is full");
+        assert_eq!(d.pass_on("v2", "b"), None, "a is full");
         assert_eq!(d.enter("v3", 0), waiting(1, None));
-        assert_eq!(d.reassign("v3", "a", 0), Reassign::Stay, "v3 has no agent");
+        assert_eq!(d.pass_on("v3", "a"), None, "v3 has no agent");
         assert_eq!(d.loads(), [("a".into(), 1), ("b".into(), 1)]);
     }
 
     #[test]
-    fn reassign_never_goes_back_to_the_same_agent() {
+    fn pass_on_never_goes_back_to_the_same_agent() {
         let mut d = desk(Routing::LeastBusy, &["a"], 5, 5);
         d.enter("v1", 0);
-        assert_eq!(d.reassign("v1", "a", 0), Reassign::Stay);
+        assert_eq!(d.pass_on("v1", "a"), None);
         assert_eq!(d.load("a"), 1);
     }
 
@@ -459,7 +458,7 @@ mod tests {
         d.restore_waiting("v1");
         d.restore_waiting("v2");
         d.restore_waiting("v1");
-        assert_eq!(d.line(), ["v1", "v2"]);
+        assert_eq!(waiting_names(&mut d), ["v1", "v2"]);
         let changes = d.resource_available("b", "desk", 0);
         assert_eq!(changes.assigned, [assigned("v1", "b")]);
         assert_eq!(changes.moved, [moved("v2", 1, None)]);

@@ -20,6 +20,6 @@ pub mod render;
 pub mod riak;
 pub mod rotation;
 
-pub use desk::{Assignment, Changes, Desk, Entry, NewPosition, Reassign, Status};
+pub use desk::{Assignment, Changes, Desk, Entry, NewPosition, Status};
 pub use registration::{parse_registration, Registration, RegistrationError};
 pub use rotation::{Availability, Release, Rotation, Routing};

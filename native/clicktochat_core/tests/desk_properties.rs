@@ -9,7 +9,7 @@
 
 mod common;
 
-use clicktochat_core::desk::{Assignment, Changes, Desk, Entry, NewPosition, Reassign, Status};
+use clicktochat_core::desk::{Assignment, Changes, Desk, Entry, NewPosition, Status};
 use clicktochat_core::estimate::{MAX_ESTIMATE_S, MAX_SAMPLES, WINDOW_MS};
 use clicktochat_core::{Release, Routing};
 use common::naive_rotation::NaiveRotation;
@@ -117,14 +117,10 @@ impl NaiveDesk {
                     }
                 }
             }),
-            Op::Reassign(v, a) => Answer::Reassign(if self.index(&visitor(v)).is_some() {
-                Reassign::Stay
-            } else if let Some(to) = self.rotation.pick_other_than(&agent(a)) {
-                self.rotation.release(&agent(a));
-                let changes = self.drain(now_ms);
-                Reassign::Moved { to, changes }
+            Op::PassOn(v, a) => Answer::PassOn(if self.index(&visitor(v)).is_some() {
+                None
             } else {
-                Reassign::Stay
+                self.rotation.pick_other_than(&agent(a))
             }),
             Op::Restore(a) => {
                 self.rotation.restore(&agent(a));
@@ -190,7 +186,7 @@ enum Op {
     Enter(u8),
     Release(u8, Option<u64>),
     Leave(u8),
-    Reassign(u8, u8),
+    PassOn(u8, u8),
     Restore(u8),
     Status,
     /// Time passes, in ms.
@@ -204,7 +200,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (0..16u8).prop_map(Op::Enter),
         5 => (0..4u8, proptest::option::of(0..900_000u64)).prop_map(|(a, d)| Op::Release(a, d)),
         2 => (0..16u8).prop_map(Op::Leave),
-        2 => (0..16u8, 0..4u8).prop_map(|(v, a)| Op::Reassign(v, a)),
+        2 => (0..16u8, 0..4u8).prop_map(|(v, a)| Op::PassOn(v, a)),
         1 => (0..4u8).prop_map(Op::Restore),
         1 => Just(Op::Status),
         2 => (0..400_000u64).prop_map(Op::Wait),
@@ -245,7 +241,7 @@ enum Answer {
     Entry(Entry),
     Changes(Changes),
     Released(Release, Changes),
-    Reassign(Reassign),
+    PassOn(Option<String>),
     Status(Status),
 }
 
@@ -264,7 +260,7 @@ fn apply(desk: &mut Desk, op: &Op, now_ms: u64) -> Answer {
             Answer::Released(release, changes)
         }
         Op::Leave(v) => Answer::Changes(desk.leave(&visitor(v), now_ms)),
-        Op::Reassign(v, a) => Answer::Reassign(desk.reassign(&visitor(v), &agent(a), now_ms)),
+        Op::PassOn(v, a) => Answer::PassOn(desk.pass_on(&visitor(v), &agent(a))),
         Op::Restore(a) => {
             desk.restore(&agent(a));
             Answer::Nothing
@@ -281,12 +277,15 @@ fn restore(desk: &mut Desk, step: &Rebuild) {
     }
 }
 
+/// The waiting visitors, head first.
+fn names(desk: &mut Desk, now_ms: u64) -> Vec<String> {
+    desk.line(now_ms).into_iter().map(|p| p.visitor).collect()
+}
+
 /// The `Changes` inside an answer, if any.
 fn changes_of(answer: &Answer) -> Option<&Changes> {
     match answer {
-        Answer::Changes(changes)
-        | Answer::Released(_, changes)
-        | Answer::Reassign(Reassign::Moved { changes, .. }) => Some(changes),
+        Answer::Changes(changes) | Answer::Released(_, changes) => Some(changes),
         _ => None,
     }
 }
@@ -297,8 +296,7 @@ fn assigned_agents(answer: &Answer) -> Vec<&str> {
         .map(|c| c.assigned.iter().map(|a| a.agent.as_str()).collect())
         .unwrap_or_default();
     match answer {
-        Answer::Entry(Entry::Assigned(agent))
-        | Answer::Reassign(Reassign::Moved { to: agent, .. }) => agents.push(agent),
+        Answer::Entry(Entry::Assigned(agent)) | Answer::PassOn(Some(agent)) => agents.push(agent),
         _ => {}
     }
     agents
@@ -344,18 +342,18 @@ proptest! {
             restore(&mut desk, step);
             model.restore(step);
         }
-        prop_assert_eq!(&desk.line(), &model.line);
-        let longest = max_waiting.max(desk.line().len() as u64);
+        prop_assert_eq!(&names(&mut desk, 0), &model.line);
+        let longest = max_waiting.max(names(&mut desk, 0).len() as u64);
         let mut now_ms = 0;
         for op in &ops {
             if let Op::Wait(ms) = op {
                 now_ms += ms;
             }
-            let before = desk.line();
+            let before = names(&mut desk, now_ms);
             let got = apply(&mut desk, op, now_ms);
             let want = model.apply(op, now_ms);
             prop_assert_eq!(&got, &want, "after {:?}", op);
-            let after = desk.line();
+            let after = names(&mut desk, now_ms);
             prop_assert_eq!(&after, &model.line);
             prop_assert_eq!(desk.queue(), model.rotation.queue());
             prop_assert_eq!(desk.loads(), model.rotation.loads());

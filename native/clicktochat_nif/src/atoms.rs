@@ -4,5 +4,5 @@
 
 rustler::atoms! {
     ok, none, undefined, error, not_assigned, recorded, closed,
-    assigned, waiting, line_full, no_agent_available, moved, stay
+    assigned, waiting, line_full, no_agent_available
 }

@@ -10,7 +10,7 @@
 use crate::atoms;
 use crate::error::BadArg;
 use crate::terms::{DurationMs, Estimate};
-use clicktochat_core::desk::{Changes, Desk, Entry, Reassign};
+use clicktochat_core::desk::{Changes, Desk, Entry, NewPosition};
 use clicktochat_core::{Release, Routing};
 use parking_lot::Mutex;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term};
@@ -63,12 +63,16 @@ fn encode_changes(env: Env, changes: Changes) -> Term {
         .into_iter()
         .map(|a| (a.visitor, a.agent))
         .collect();
-    let moved: Vec<(String, u64, Estimate)> = changes
-        .moved
+    (assigned, encode_positions(env, changes.moved)).encode(env)
+}
+
+/// `[{Visitor, Position, Estimate}]`.
+fn encode_positions(env: Env, positions: Vec<NewPosition>) -> Term {
+    positions
         .into_iter()
-        .map(|m| (m.visitor, m.position, Estimate(m.estimate)))
-        .collect();
-    (assigned, moved).encode(env)
+        .map(|p| (p.visitor, p.position, Estimate(p.estimate)))
+        .collect::<Vec<_>>()
+        .encode(env)
 }
 
 #[rustler::nif]
@@ -138,14 +142,12 @@ fn restore_waiting(desk: Handle, visitor: &str) -> Atom {
     atoms::ok()
 }
 
-/// `{moved, ToAgent, Changes} | stay`.
+/// `{ok, ToAgent} | none`: answer_timeout's new agent for the visitor.
 #[rustler::nif]
-fn reassign<'a>(env: Env<'a>, desk: Handle, visitor: &str, from_agent: &str) -> Term<'a> {
-    match desk.with(|d, now_ms| d.reassign(visitor, from_agent, now_ms)) {
-        Reassign::Moved { to, changes } => {
-            (atoms::moved(), to, encode_changes(env, changes)).encode(env)
-        }
-        Reassign::Stay => atoms::stay().encode(env),
+fn pass_on<'a>(env: Env<'a>, desk: Handle, visitor: &str, from_agent: &str) -> Term<'a> {
+    match desk.with(|d, _| d.pass_on(visitor, from_agent)) {
+        Some(to) => (atoms::ok(), to).encode(env),
+        None => atoms::none().encode(env),
     }
 }
 
@@ -168,9 +170,11 @@ fn status(desk: Handle) -> (u32, u64, u64, Estimate) {
     )
 }
 
+/// `[{Visitor, Position, Estimate}]`, head first.
 #[rustler::nif(schedule = "DirtyCpu")]
-fn line(desk: Handle) -> Vec<String> {
-    desk.with(|d, _| d.line())
+fn line<'a>(env: Env<'a>, desk: Handle) -> Term<'a> {
+    let line = desk.with(|d, now_ms| d.line(now_ms));
+    encode_positions(env, line)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
