@@ -46,7 +46,9 @@ enter(#instance{client_host = ClientHost} = Instance, LUser, Password, Registere
             create_account(Instance, LUser, Password, RegisteredAt,
                            {waiting, Visitor, Position, Estimate});
         Refused ->
-            give_back(Instance, LUser),
+            %% Not in the desk (or, if its owner did not answer in time, a
+            %% place the line hands out to nobody: the slot comes back).
+            clicktochat_assignments:take(LUser, ClientHost),
             {error, case Refused of
                         line_full -> line_full;
                         _NoAgentOrNoOwner -> no_agent_available

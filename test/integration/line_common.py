@@ -11,7 +11,10 @@ import math
 import re
 import time
 
+import pytest
+
 from sandbox import CLIENT_HOST, HELPDESK_HOST, wait_for
+from xmpp_client import Client
 
 XML_PROLOG = "<?xml version='1.0'?>"
 NOTICE_NS = "urn:xmpp:clicktochat:0"
@@ -306,3 +309,36 @@ def error_stats(pairs):
     actual) pairs."""
     errors = [abs(e - a) for e, a in pairs]
     return {"count": len(errors), "median": median(errors), "p90": percentile(errors, 0.9)}
+
+
+def client_fixtures(c2s_port, default_password):
+    """A test module's `opened` (the clients a test opened, disconnected after
+    it) and `login` (login(jid, password=default_password) -> a logged-in
+    Client on c2s_port) fixtures: `opened, login = client_fixtures(...)`."""
+    @pytest.fixture
+    def opened():
+        clients = []
+        yield clients
+        for client in clients:
+            client.disconnect()
+
+    @pytest.fixture
+    def login(opened):
+        def login(jid, password=default_password, **kwargs):
+            client = Client(jid, password, c2s_port, **kwargs)
+            opened.append(client)
+            return client
+        return login
+
+    return opened, login
+
+
+def leave_clean(server, opened, visitor_ttl):
+    """After a test: its clients gone, then no session, no visitor account,
+    no load and nobody waiting left on `server`."""
+    for client in opened:
+        client.disconnect()
+    wait_for(lambda: not server.connected_users(), 30, "every session to close", interval=0.2)
+    wait_for(lambda: not server.registered_users(CLIENT_HOST), visitor_ttl + 30,
+             "every visitor account to be removed", interval=0.5)
+    Desk(server).wait_idle()

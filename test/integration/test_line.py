@@ -17,12 +17,12 @@ import pytest
 
 from conftest import Http, agent_jid as shared_agent_jid, visitor_name
 from line_common import (XML_PROLOG, Desk, agent_jid, chat, check_assigned, check_notice,
-                         check_visitor, check_waiting, estimate_bounds, get_status,
+                         check_visitor, check_waiting, client_fixtures, estimate_bounds,
+                         get_status, leave_clean,
                          no_more_notices, non_increasing, parse_line, parse_register,
                          post_register, refused, visitor_jid)
 from sandbox import CLIENT_HOST, HELPDESK_HOST, Sandbox, wait_for
 from test_foundation import assert_error
-from xmpp_client import Client
 
 C2S_PORT, HTTP_PORT = 15236, 15295
 MAX_SESSIONS = 2
@@ -45,22 +45,7 @@ def line_server():
         yield sandbox
 
 
-@pytest.fixture
-def opened():
-    clients = []
-    yield clients
-    for client in clients:
-        client.disconnect()
-
-
-@pytest.fixture
-def login(opened):
-    """login(jid, password=PASSWORD) -> a logged-in Client on the line server."""
-    def login(jid, password=PASSWORD, **kwargs):
-        client = Client(jid, password, C2S_PORT, **kwargs)
-        opened.append(client)
-        return client
-    return login
+opened, login = client_fixtures(C2S_PORT, PASSWORD)
 
 
 @pytest.fixture(autouse=True)
@@ -73,12 +58,7 @@ def leave_line_server_clean(request):
     server = request.getfixturevalue("line_server")
     opened = request.getfixturevalue("opened")
     yield
-    for client in opened:
-        client.disconnect()
-    wait_for(lambda: not server.connected_users(), 30, "every session to close", interval=0.2)
-    wait_for(lambda: not server.registered_users(CLIENT_HOST), VISITOR_TTL + 30,
-             "every visitor account to be removed", interval=0.5)
-    Desk(server).wait_idle()
+    leave_clean(server, opened, VISITOR_TTL)
 
 
 def names(prefix, count):

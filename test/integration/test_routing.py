@@ -17,10 +17,10 @@ import pytest
 
 from conftest import Http
 from line_common import (Desk, agent_jid, chat, check_assigned, check_notice, check_visitor,
-                         no_more_notices, parse_register, post_register, refused, visitor_jid)
+                         client_fixtures, leave_clean, no_more_notices, parse_register,
+                         post_register, refused, visitor_jid)
 from sandbox import CLIENT_HOST, HELPDESK_HOST, Sandbox, wait_for
 from test_archive import conversations, record_of
-from xmpp_client import Client
 
 C2S_PORT, HTTP_PORT = 15239, 15298
 MAX_SESSIONS = 3
@@ -43,33 +43,13 @@ def routing_server():
         yield sandbox
 
 
-@pytest.fixture
-def opened():
-    clients = []
-    yield clients
-    for client in clients:
-        client.disconnect()
-
-
-@pytest.fixture
-def login(opened):
-    def login(jid, password=PASSWORD, **kwargs):
-        client = Client(jid, password, C2S_PORT, **kwargs)
-        opened.append(client)
-        return client
-    return login
+opened, login = client_fixtures(C2S_PORT, PASSWORD)
 
 
 @pytest.fixture(autouse=True)
 def leave_routing_server_clean(routing_server, opened):
     yield
-    for client in opened:
-        client.disconnect()
-    wait_for(lambda: not routing_server.connected_users(), 30, "every session to close",
-             interval=0.2)
-    wait_for(lambda: not routing_server.registered_users(CLIENT_HOST), VISITOR_TTL + 30,
-             "every visitor account to be removed", interval=0.5)
-    Desk(routing_server).wait_idle()
+    leave_clean(routing_server, opened, VISITOR_TTL)
 
 
 class Visitors:
