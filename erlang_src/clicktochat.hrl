@@ -10,6 +10,11 @@
          %% The node that owns the rotation, as this node last saw it.
          owner :: node() | undefined,
          max_sessions :: pos_integer(),
+         routing :: round_robin | least_busy,
+         %% 0: no waiting line.
+         max_waiting :: non_neg_integer(),
+         %% Milliseconds, or infinity (off).
+         answer_timeout :: pos_integer() | infinity,
          %% On the owner: {{Agent, Resource}, Node} of every available agent
          %% resource (an ETS table of clicktochat_server's).
          agent_nodes :: ets:tid(),

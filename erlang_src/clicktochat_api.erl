@@ -19,7 +19,9 @@
 %% after X-Forwarded-For from the global trusted_proxies). Every attempt
 %% counts against the address's limit, before the body is even read.
 -spec register(binary(), inet:ip_address(), body()) ->
-          {ok, binary(), binary()} | {rate_limited, pos_integer()} | {error, atom()}.
+          {ok, binary(), binary()} |
+          {waiting, binary(), pos_integer(), non_neg_integer() | undefined} |
+          {rate_limited, pos_integer()} | {error, atom()}.
 register(RequestHost, ClientIP, {Format, Body}) ->
     with_instance(
       RequestHost,
@@ -46,15 +48,17 @@ connected_agents(RequestHost) ->
       end).
 
 %% What a public page may show before the click: agents taking visitors,
-%% their free slots, and the waiting line's length (no line yet: 0). No
-%% names; O(1) on the rotation's owner.
--spec status(binary()) -> {ok, {non_neg_integer(), non_neg_integer()}, non_neg_integer()} |
-                          {error, not_configured | unavailable}.
+%% their free slots, the waiting line's length and a newcomer's estimated
+%% wait (undefined: unknown). No names; O(1) on the rotation's owner.
+-spec status(binary()) ->
+          {ok, {non_neg_integer(), non_neg_integer(), non_neg_integer(),
+                non_neg_integer() | undefined}} |
+          {error, not_configured | unavailable}.
 status(RequestHost) ->
     with_instance(RequestHost,
                   fun(Instance) ->
-                          case clicktochat_rotation:availability(Instance) of
-                              {_Agents, _FreeSlots} = Availability -> {ok, Availability, 0};
+                          case clicktochat_rotation:status(Instance) of
+                              {_Agents, _FreeSlots, _Waiting, _Estimate} = Status -> {ok, Status};
                               unavailable -> {error, unavailable}
                           end
                   end).

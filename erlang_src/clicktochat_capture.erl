@@ -1,5 +1,6 @@
 %%% clicktochat_capture: every chat or normal message with a body between a
-%%% visitor and its own agent, in either direction, goes to the archive once.
+%%% visitor and its own agent, in either direction, goes to the archive once
+%%% (and to answer_timeout, which watches who wrote first).
 %%%
 %%% A message is captured where it is sent, and each message is sent by
 %%% exactly one session: carbons, several resources of the agent and
@@ -17,10 +18,13 @@
 %% From clicktochat_guard:visitor_sends/1, which has read the visitor's
 %% assignment and let the stanza through.
 -spec visitor_sent(binary(), binary(), clicktochat_assignments:assignment(), stanza()) -> ok.
-visitor_sent(U, S, {Agent, RegisteredAt}, #message{to = #jid{} = To} = Msg) ->
+visitor_sent(U, S, #{agent := Agent, assigned_at := Start} = Assignment,
+             #message{to = #jid{} = To} = Msg) ->
     case bare(To) == Agent andalso text(Msg) of
         Text when is_binary(Text), Text /= <<>> ->
-            record(archive(S), {bare({U, S}), Agent, RegisteredAt * 1000}, from_visitor, Text);
+            Instance = clicktochat_instance:of_client_host(S),
+            record(archive(Instance), {bare({U, S}), Agent, Start * 1000}, from_visitor, Text),
+            clicktochat_answers:visitor_wrote(Instance, U, Assignment);
         _ToItselfItsServerOrNoText -> ok
     end;
 visitor_sent(_U, _S, _Assignment, _Pkt) ->
@@ -30,14 +34,15 @@ visitor_sent(_U, _S, _Assignment, _Pkt) ->
 %% assignment is read only for a message with a body to a client host.
 agent_sends({#message{from = From, to = #jid{luser = TU, lserver = TS}} = Msg, _C2SState} = Acc)
   when TU /= <<>> ->
-    Archive = archive(TS),
+    Instance = clicktochat_instance:of_client_host(TS),
     Text = text(Msg),
-    case Archive /= undefined andalso Text /= <<>> andalso
+    case Instance /= undefined andalso Text /= <<>> andalso
         clicktochat_assignments:lookup(TU, TS) of
-        {Agent, RegisteredAt} ->
+        #{agent := Agent, assigned_at := Start} = Assignment ->
             case bare(From) of
-                Agent -> record(Archive, {bare({TU, TS}), Agent, RegisteredAt * 1000},
-                                from_agent, Text);
+                Agent -> record(archive(Instance), {bare({TU, TS}), Agent, Start * 1000},
+                                from_agent, Text),
+                         clicktochat_answers:agent_wrote(Instance, TU, Assignment);
                 _NotItsAgent -> ok
             end;
         _ -> ok
@@ -55,11 +60,8 @@ text(_) ->
 bare(#jid{luser = U, lserver = S}) -> jid:encode({U, S, <<>>});
 bare({U, S}) -> jid:encode({U, S, <<>>}).
 
-archive(ClientHost) ->
-    case clicktochat_instance:of_client_host(ClientHost) of
-        #instance{archive = Archive} -> Archive;
-        undefined -> undefined
-    end.
+archive(#instance{archive = Archive}) -> Archive;
+archive(undefined) -> undefined.
 
 record(undefined, _Conversation, _Direction, _Text) ->
     ok;

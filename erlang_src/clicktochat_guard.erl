@@ -4,9 +4,10 @@
 %%% server (pings, roster, disco) only: it cannot message, subscribe to or
 %%% join anyone else, nor change its password or manage accounts
 %%% (jabber:iq:register); and only its agent and its server reach it.
-%%% Throw-away accounts are no spam relay. Each hook reads the visitor's
-%%% assignment once; what the visitor may send goes on to the archive capture
-%%% with the assignment in hand.
+%%% Throw-away accounts are no spam relay. A visitor waiting in the line
+%%% has no agent yet: it talks to itself and its server only. Each hook
+%%% reads the visitor's assignment once; what the visitor may send goes on
+%%% to the archive capture with the assignment in hand.
 -module(clicktochat_guard).
 
 %% Hooks on the client host, before anything else sees the stanza.
@@ -20,11 +21,14 @@ visitor_sends({Pkt, #{jid := #jid{luser = U, lserver = S}} = State} = Acc)
   when is_tuple(Pkt) ->
     case clicktochat_assignments:lookup(U, S) of
         none -> Acc;
-        {Agent, _RegisteredAt} = Assignment ->
+        #{agent := Agent} = Assignment ->
             case may_send(Pkt, U, S, Agent) of
                 true ->
                     clicktochat_capture:visitor_sent(U, S, Assignment, Pkt),
                     Acc;
+                false when Agent == waiting ->
+                    refuse(Pkt, <<"A visitor in the waiting line has no agent yet">>),
+                    {drop, State};
                 false ->
                     refuse(Pkt, <<"A visitor may only talk to its agent">>),
                     {drop, State}
@@ -38,7 +42,7 @@ visitor_receives({Pkt, #{jid := #jid{luser = U, lserver = S}} = State} = Acc)
   when is_tuple(Pkt) ->
     case clicktochat_assignments:lookup(U, S) of
         none -> Acc;
-        {Agent, _RegisteredAt} ->
+        #{agent := Agent} ->
             case may_receive(Pkt, U, S, Agent) of
                 true -> Acc;
                 false ->
@@ -53,7 +57,7 @@ may_send(Pkt, U, S, Agent) ->
     case xmpp:get_to(Pkt) of
         #jid{luser = U, lserver = S} -> true;
         #jid{luser = <<>>, lserver = S} -> not is_account_management(Pkt);
-        #jid{luser = TU, lserver = TS} -> jid:encode({TU, TS, <<>>}) == Agent;
+        #jid{luser = TU, lserver = TS} -> is_agent(TU, TS, Agent);
         undefined -> true
     end.
 
@@ -65,9 +69,12 @@ from_peer(Pkt, U, S, Agent) ->
     case xmpp:get_from(Pkt) of
         #jid{luser = <<>>, lserver = S} -> true;
         #jid{luser = U, lserver = S} -> true;
-        #jid{luser = FU, lserver = FS} -> jid:encode({FU, FS, <<>>}) == Agent;
+        #jid{luser = FU, lserver = FS} -> is_agent(FU, FS, Agent);
         _ -> true
     end.
+
+is_agent(_U, _S, waiting) -> false;
+is_agent(U, S, Agent) -> jid:encode({U, S, <<>>}) == Agent.
 
 is_account_management(#iq{type = set} = IQ) ->
     lists:any(fun(El) -> xmpp:get_ns(El) == <<"jabber:iq:register">> end, xmpp:get_els(IQ));

@@ -9,10 +9,12 @@
 %% Written once: exported, and declared as the functions the library may
 %% replace (load_nif refuses one that replaces anything else).
 -define(NIFS,
-        [new/1, resource_available/3, resource_unavailable/3,
-         pick/1, release/2, restore/2, availability/1, queue/1, loads/1,
+        [new/3, enter/2, release/3, leave/2,
+         resource_available/3, resource_unavailable/3, restore/2, restore_waiting/2,
+         pass_on/3, availability/1, status/1, line/1, queue/1, loads/1,
          parse_registration/1, parse_registration_json/1,
-         render_register_ok/3, render_list/2, render_status/3, render_error/3,
+         render_register_ok/3, render_register_waiting/4, render_list/2,
+         render_status/4, render_error/3,
          archive_open/2, archive_message/4, archive_sync/2, archive_read/2, render_archive/2,
          archive_status/1, archive_close/1,
          ratelimit_new/1, ratelimit_allow/2]).
@@ -22,44 +24,95 @@
 
 -on_load(load/0).
 
--type rotation() :: reference().
--export_type([rotation/0]).
+%% The desk of one helpdesk host: its agents, their visitors, the waiting
+%% line and the wait estimate (native/clicktochat_core/src/desk.rs).
+-type desk() :: reference().
+-type routing() :: round_robin | least_busy.
+%% The visitor's nodeprepped user part, and an agent's bare JID.
+-type visitor() :: binary().
+-type agent() :: binary().
+%% Seconds; undefined when there is nothing yet to estimate from.
+-type estimate() :: non_neg_integer() | undefined.
+%% Who left the line for an agent, in line order; every visitor still
+%% waiting whose position changed, with its new position and estimate.
+-type changes() :: {[{visitor(), agent()}],
+                    [{visitor(), Position :: pos_integer(), estimate()}]}.
+-export_type([desk/0, routing/0, estimate/0, changes/0]).
 
 load() ->
     Ebin = filename:dirname(code:which(?MODULE)),
     Library = filename:join([filename:dirname(Ebin), "priv", "clicktochat_nif"]),
     erlang:load_nif(Library, 0).
 
--spec new(pos_integer()) -> rotation().
-new(_MaxSessions) -> not_loaded().
+%% MaxWaiting 0: no line (a registration finding every agent busy is
+%% refused, as without a line).
+-spec new(pos_integer(), routing(), non_neg_integer()) -> desk().
+new(_MaxSessions, _Routing, _MaxWaiting) -> not_loaded().
 
--spec resource_available(rotation(), binary(), binary()) -> ok.
-resource_available(_Rotation, _Agent, _Resource) -> not_loaded().
+%% A new visitor: an agent if one is free and nobody waits, else a place in
+%% line (a visitor already in line keeps its place); line_full past
+%% MaxWaiting; no_agent_available when nobody takes visitors or there is no
+%% line.
+-spec enter(desk(), visitor()) ->
+          {assigned, agent()} | {waiting, pos_integer(), estimate()}
+              | line_full | no_agent_available.
+enter(_Desk, _Visitor) -> not_loaded().
 
--spec resource_unavailable(rotation(), binary(), binary()) -> ok.
-resource_unavailable(_Rotation, _Agent, _Resource) -> not_loaded().
+%% One of the agent's visitors has ended, after DurationMs (a sample for
+%% the estimate) or none if unknown; the freed slot goes to the line's head.
+-spec release(desk(), agent(), non_neg_integer() | none) -> {ok | not_assigned, changes()}.
+release(_Desk, _Agent, _DurationMs) -> not_loaded().
 
-%% The head agent with a free slot, moved to the tail.
--spec pick(rotation()) -> {ok, binary()} | none.
-pick(_Rotation) -> not_loaded().
+%% A waiting visitor leaves the line (nothing happens if it is not in it).
+-spec leave(desk(), visitor()) -> changes().
+leave(_Desk, _Visitor) -> not_loaded().
 
-%% One of the agent's visitors has ended.
--spec release(rotation(), binary()) -> ok | not_assigned.
-release(_Rotation, _Agent) -> not_loaded().
+%% The agent's resource is available: its free slots take from the line.
+-spec resource_available(desk(), agent(), binary()) -> changes().
+resource_available(_Desk, _Agent, _Resource) -> not_loaded().
+
+-spec resource_unavailable(desk(), agent(), binary()) -> ok.
+resource_unavailable(_Desk, _Agent, _Resource) -> not_loaded().
 
 %% Counts a visitor already assigned to the agent (rebuild after a restart).
--spec restore(rotation(), binary()) -> ok.
-restore(_Rotation, _Agent) -> not_loaded().
+-spec restore(desk(), agent()) -> ok.
+restore(_Desk, _Agent) -> not_loaded().
+
+%% Puts a visitor that was waiting back in line, past MaxWaiting if need be
+%% (rebuild after an owner takeover). It drains nothing: call it before the
+%% agents' resource_available/3, whose changes say who was served.
+-spec restore_waiting(desk(), visitor()) -> ok.
+restore_waiting(_Desk, _Visitor) -> not_loaded().
+
+%% answer_timeout: a slot of another agent than FromAgent (per the
+%% routing) now counts the visitor; FromAgent's is released apart, with
+%% release/3, once the visitor is handed over. none if no other agent is
+%% free or the visitor is in line.
+-spec pass_on(desk(), visitor(), agent()) -> {ok, agent()} | none.
+pass_on(_Desk, _Visitor, _FromAgent) -> not_loaded().
 
 %% Agents taking visitors (available presence) and their free slots. O(1).
--spec availability(rotation()) -> {non_neg_integer(), non_neg_integer()}.
-availability(_Rotation) -> not_loaded().
+-spec availability(desk()) -> {non_neg_integer(), non_neg_integer()}.
+availability(_Desk) -> not_loaded().
 
--spec queue(rotation()) -> [binary()].
-queue(_Rotation) -> not_loaded().
+%% availability/1, the line's length and a newcomer's estimate (0 when it
+%% would be served at once). O(1).
+-spec status(desk()) ->
+          {non_neg_integer(), non_neg_integer(), non_neg_integer(), estimate()}.
+status(_Desk) -> not_loaded().
 
--spec loads(rotation()) -> [{binary(), non_neg_integer()}].
-loads(_Rotation) -> not_loaded().
+%% The waiting visitors, head first, with their positions and estimates.
+%% Dirty CPU.
+-spec line(desk()) -> [{visitor(), pos_integer(), estimate()}].
+line(_Desk) -> not_loaded().
+
+%% The agents with a free slot, the next pick first. Dirty CPU.
+-spec queue(desk()) -> [agent()].
+queue(_Desk) -> not_loaded().
+
+%% Every agent online or serving someone, with its load. Dirty CPU.
+-spec loads(desk()) -> [{agent(), non_neg_integer()}].
+loads(_Desk) -> not_loaded().
 
 -spec parse_registration(binary()) -> {ok, binary(), binary()} | {error, atom()}.
 parse_registration(_Body) -> not_loaded().
@@ -77,10 +130,16 @@ render_register_ok(_Format, _From, _To) -> not_loaded().
 -spec render_list(format(), [binary()]) -> binary().
 render_list(_Format, _Usernames) -> not_loaded().
 
-%% GET /status: availability/1's answer and the waiting line's length.
--spec render_status(format(), {non_neg_integer(), non_neg_integer()}, non_neg_integer()) ->
-          binary().
-render_status(_Format, _Availability, _Waiting) -> not_loaded().
+%% The 202 of a registration put in line (estimated_wait left out when
+%% undefined).
+-spec render_register_waiting(format(), binary(), pos_integer(), estimate()) -> binary().
+render_register_waiting(_Format, _From, _Position, _Estimate) -> not_loaded().
+
+%% GET /status: availability/1's answer, the waiting line's length and a
+%% newcomer's estimate, as status/1 gives them (left out when undefined).
+-spec render_status(format(), {non_neg_integer(), non_neg_integer()}, non_neg_integer(),
+                    estimate()) -> binary().
+render_status(_Format, _Availability, _Waiting, _Estimate) -> not_loaded().
 
 -spec render_error(format(), atom() | binary(), atom() | binary()) -> binary().
 render_error(_Format, _Root, _Reason) -> not_loaded().

@@ -1,26 +1,28 @@
-%%% clicktochat_rotation: the rotation of a client host, one for the whole
-%%% cluster.
+%%% clicktochat_rotation: the helpdesk desk of a client host (the rotation
+%%% of agents, the waiting line and its estimate), one for the whole cluster.
 %%%
-%%% Its state (a NIF resource: the FIFO of agents and their loads) lives on
-%%% one node, the owner: the node whose clicktochat_server holds the global
-%%% name {clicktochat_rotation, ClientHost}. On the owner, a pick or a release
-%%% is a direct NIF call from the caller's process, as on a single node; from
-%%% any other node it is one erpc call to the owner, which makes the same NIF
-%%% call there. So capacity is counted once, cluster-wide, and a node alone
-%%% pays one global-name lookup (an ETS read) over the direct call.
+%%% Its state (a NIF resource, clicktochat_core's Desk) lives on one node,
+%%% the owner: the node whose clicktochat_server holds the global name
+%%% {clicktochat_rotation, ClientHost}. On the owner, an operation is a
+%%% direct NIF call from the caller's process, as on a single node; from any
+%%% other node it is one erpc call to the owner, which makes the same NIF
+%%% call there. So capacity and the line are counted once, cluster-wide, and
+%%% a node alone pays one global-name lookup (an ETS read) over the direct
+%%% call. What a call changes in the line (visitors handed a freed slot,
+%%% positions moved) goes from the owner to clicktochat_line.
 %%%
 %%% The owner also notes which node each available agent resource is on, so
 %%% that when a node goes down (its sessions vanish without any hook) its
 %%% agents leave the rotation. When the owner itself goes, another node's
-%%% server takes the name and rebuilds: loads from the assignments (Mnesia,
-%%% replicated), agents from the cluster's live sessions.
+%%% server takes the name and rebuilds: loads and the line from the
+%%% assignments (Mnesia, replicated), agents from the cluster's live sessions.
 -module(clicktochat_rotation).
 
--export([name/1, owner/1, pick/1, release/2, presence/4, availability/1]).
+-export([name/1, owner/1, enter/2, release/3, leave/2, pass_on/3, presence/4, status/1]).
 -export([prepare/1, add_live_agents/1, logged_in/2, drop_node/2, view/1]).
 %% Run on the owner (by erpc, or directly there).
--export([local_pick/1, local_release/2, local_presence/5, local_view/1,
-         local_availability/1]).
+-export([local_enter/2, local_release/3, local_leave/2, local_presence/5, local_view/1,
+         local_status/1]).
 
 -include("logger.hrl").
 -include("clicktochat.hrl").
@@ -35,34 +37,54 @@ name(ClientHost) -> {clicktochat_rotation, ClientHost}.
 -spec owner(binary()) -> pid() | undefined.
 owner(ClientHost) -> global:whereis_name(name(ClientHost)).
 
-%% The head agent with a free slot, moved to the tail; none when no agent
-%% is free or no owner answers. The caller has the instance at hand (one
+%% A new visitor: the head agent with a free slot (moved to the tail), or a
+%% place in the line. The caller has the instance at hand (one
 %% persistent_term read per request): on the owner this is the NIF call
 %% alone, as on a single node.
--spec pick(#instance{}) -> {ok, binary()} | none.
-pick(#instance{owner = Owner, rotation = R}) when Owner == node() ->
-    clicktochat_nif:pick(R);
-pick(#instance{client_host = ClientHost} = Instance) ->
-    case remote(ClientHost, Instance, local_pick, [ClientHost]) of
-        {ok, Agent} -> {ok, Agent};
-        _NoneOrUnavailable -> none
-    end.
+-spec enter(#instance{}, binary()) ->
+          {assigned, binary()} | {waiting, pos_integer(), non_neg_integer() | undefined} |
+          line_full | no_agent_available | unavailable.
+enter(#instance{owner = Owner, rotation = R}, LUser) when Owner == node() ->
+    clicktochat_nif:enter(R, LUser);
+enter(#instance{client_host = ClientHost} = Instance, LUser) ->
+    remote(ClientHost, Instance, local_enter, [ClientHost, LUser]).
 
--spec release(#instance{}, binary()) -> ok.
-release(#instance{owner = Owner, rotation = R}, Agent) when Owner == node() ->
-    clicktochat_nif:release(R, Agent),
-    ok;
-release(#instance{client_host = ClientHost} = Instance, Agent) ->
-    remote(ClientHost, Instance, local_release, [ClientHost, Agent]),
+%% One of the agent's visitors ended after a chat of DurationMs (none: no
+%% chat to measure, e.g. a slot given back unused). A freed slot goes to
+%% the line's head first.
+-spec release(#instance{}, binary(), non_neg_integer() | none) -> ok.
+release(#instance{owner = Owner, rotation = R} = Instance, Agent, DurationMs)
+  when Owner == node() ->
+    {_Freed, Changes} = clicktochat_nif:release(R, Agent, DurationMs),
+    clicktochat_line:changed(Instance, Changes);
+release(#instance{client_host = ClientHost} = Instance, Agent, DurationMs) ->
+    remote(ClientHost, Instance, local_release, [ClientHost, Agent, DurationMs]),
     ok.
 
-%% Agents taking visitors and their free slots, cluster-wide (O(1) on the
-%% owner), for GET /status.
--spec availability(#instance{}) -> {non_neg_integer(), non_neg_integer()} | unavailable.
-availability(#instance{owner = Owner, rotation = R}) when Owner == node() ->
-    clicktochat_nif:availability(R);
-availability(#instance{client_host = ClientHost} = Instance) ->
-    remote(ClientHost, Instance, local_availability, [ClientHost]).
+%% A waiting visitor ended (logout, visitor_ttl): it leaves the line.
+-spec leave(#instance{}, binary()) -> ok.
+leave(#instance{owner = Owner, rotation = R} = Instance, LUser) when Owner == node() ->
+    clicktochat_line:changed(Instance, clicktochat_nif:leave(R, LUser));
+leave(#instance{client_host = ClientHost} = Instance, LUser) ->
+    remote(ClientHost, Instance, local_leave, [ClientHost, LUser]),
+    ok.
+
+%% answer_timeout, run by the owner's server: a slot of another agent than
+%% From, per the routing (From's slot is released separately, once the
+%% visitor is handed over).
+-spec pass_on(#instance{}, binary(), binary()) -> {ok, binary()} | none.
+pass_on(#instance{rotation = R}, LUser, From) ->
+    clicktochat_nif:pass_on(R, LUser, From).
+
+%% Agents taking visitors, their free slots, the line's length and the
+%% estimated wait of a newcomer, cluster-wide (O(1) on the owner), for GET
+%% /status.
+-spec status(#instance{}) -> {non_neg_integer(), non_neg_integer(), non_neg_integer(),
+                              non_neg_integer() | undefined} | unavailable.
+status(#instance{owner = Owner, rotation = R}) when Owner == node() ->
+    clicktochat_nif:status(R);
+status(#instance{client_host = ClientHost} = Instance) ->
+    remote(ClientHost, Instance, local_status, [ClientHost]).
 
 %% An agent resource's presence: available (in the rotation) or not.
 -spec presence(binary(), binary(), binary(), available | unavailable) -> ok.
@@ -76,10 +98,13 @@ presence(ClientHost, Agent, Resource, Availability) ->
     end,
     ok.
 
-%% For operators: the owner node, the queue, the loads, and each node's
-%% available agents.
+%% For operators: the owner node, the queue, the loads, each node's
+%% available agents, and the line (head first, with positions and
+%% estimates).
 -spec view(binary()) -> {ok, node(), [binary()], [{binary(), non_neg_integer()}],
-                         [{node(), [binary()]}]} | unavailable.
+                         [{node(), [binary()]}],
+                         [{binary(), pos_integer(), non_neg_integer() | undefined}]} |
+                        unavailable.
 view(ClientHost) ->
     case clicktochat_instance:of_client_host(ClientHost) of
         #instance{owner = Owner} when Owner == node() -> local_view(ClientHost);
@@ -111,14 +136,17 @@ unanswered(Node, Function, Why) ->
 %%%===================================================================
 %%% On the owner
 %%%===================================================================
-local_pick(ClientHost) ->
-    with_rotation(ClientHost, fun(#instance{rotation = R}) -> clicktochat_nif:pick(R) end).
+local_enter(ClientHost, LUser) ->
+    with_rotation(ClientHost, fun(#instance{rotation = R}) -> clicktochat_nif:enter(R, LUser) end).
 
-local_availability(ClientHost) ->
-    with_rotation(ClientHost, fun(#instance{rotation = R}) -> clicktochat_nif:availability(R) end).
+local_status(ClientHost) ->
+    with_rotation(ClientHost, fun(#instance{rotation = R}) -> clicktochat_nif:status(R) end).
 
-local_release(ClientHost, Agent) ->
-    with_rotation(ClientHost, fun(#instance{rotation = R}) -> clicktochat_nif:release(R, Agent) end).
+local_release(ClientHost, Agent, DurationMs) ->
+    with_rotation(ClientHost, fun(Instance) -> release(Instance, Agent, DurationMs) end).
+
+local_leave(ClientHost, LUser) ->
+    with_rotation(ClientHost, fun(Instance) -> leave(Instance, LUser) end).
 
 local_presence(ClientHost, Agent, Resource, Node, Availability) ->
     with_rotation(ClientHost, fun(Instance) -> apply_presence(Instance, Agent, Resource, Node,
@@ -131,7 +159,8 @@ local_view(ClientHost) ->
                                                         orddict:append(Node, Agent, Acc)
                                                 end, orddict:new(), ets:tab2list(Nodes)),
                           {ok, node(), clicktochat_nif:queue(R), clicktochat_nif:loads(R),
-                           [{Node, lists:usort(Agents)} || {Node, Agents} <- PerNode]}
+                           [{Node, lists:usort(Agents)} || {Node, Agents} <- PerNode],
+                           clicktochat_nif:line(R)}
                   end).
 
 with_rotation(ClientHost, Fun) ->
@@ -140,9 +169,10 @@ with_rotation(ClientHost, Fun) ->
         undefined -> unavailable
     end.
 
-apply_presence(#instance{rotation = R, agent_nodes = Nodes}, Agent, Resource, Node, available) ->
+apply_presence(#instance{rotation = R, agent_nodes = Nodes} = Instance, Agent, Resource, Node,
+               available) ->
     ets:insert(Nodes, {{Agent, Resource}, Node}),
-    clicktochat_nif:resource_available(R, Agent, Resource);
+    clicktochat_line:changed(Instance, clicktochat_nif:resource_available(R, Agent, Resource));
 apply_presence(#instance{rotation = R, agent_nodes = Nodes}, Agent, Resource, _Node, unavailable) ->
     ets:delete(Nodes, {Agent, Resource}),
     clicktochat_nif:resource_unavailable(R, Agent, Resource).
@@ -157,16 +187,21 @@ drop_node(#instance{agent_nodes = Nodes} = Instance, Node) ->
                           apply_presence(Instance, Agent, Resource, Node, unavailable)
                   end, Gone).
 
-%% Before trying to become the owner: a fresh rotation holding every
-%% assigned visitor's load, published, so that once this node owns the name
-%% a pick finds no agent rather than an agent whose load is not counted yet,
-%% and a presence arriving from another node lands in it.
+%% Before trying to become the owner: a fresh desk holding every assigned
+%% visitor's load and every waiting visitor in order of registration,
+%% published, so that once this node owns the name a newcomer finds no
+%% agent rather than an agent whose load is not counted yet, and a presence
+%% arriving from another node lands in it.
 -spec prepare(#instance{}) -> #instance{}.
-prepare(#instance{client_host = C, max_sessions = Max, agent_nodes = Nodes} = Instance0) ->
-    Instance = Instance0#instance{rotation = clicktochat_nif:new(Max)},
+prepare(#instance{client_host = C, max_sessions = Max, routing = Routing,
+                  max_waiting = MaxWaiting, agent_nodes = Nodes} = Instance0) ->
+    R = clicktochat_nif:new(Max, Routing, MaxWaiting),
+    Instance = Instance0#instance{rotation = R},
     ets:delete_all_objects(Nodes),
-    [clicktochat_nif:restore(Instance#instance.rotation, Agent)
-     || {_LUser, Agent, _RegisteredAt} <- clicktochat_assignments:all(C)],
+    [case Agent of
+         waiting -> clicktochat_nif:restore_waiting(R, LUser);
+         _ -> clicktochat_nif:restore(R, Agent)
+     end || {LUser, Agent, _RegisteredAt} <- clicktochat_assignments:all(C)],
     clicktochat_instance:publish(Instance),
     Instance.
 

@@ -7,12 +7,14 @@
 %%% In a cluster, one of these servers per client host owns the rotation
 %%% (clicktochat_rotation): the first to take the global name. The owner
 %%% rebuilds the rotation when it takes it, drops the agents of a node that
-%%% goes down, and keeps every visitor_ttl timer; the others watch it and
-%%% take over when it goes.
+%%% goes down, keeps every visitor_ttl and answer_timeout timer, and is the
+%%% one process that hands out slots from the waiting line and tells the
+%%% line's visitors where they stand (clicktochat_line); the others watch it
+%%% and take over when it goes.
 -module(clicktochat_server).
 -behaviour(gen_server).
 
--export([arm_ttl/3]).
+-export([arm_ttl/3, arm_answer_timeout/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
          code_change/3]).
 
@@ -27,6 +29,7 @@
 hooks(#instance{client_host = C, helpdesk_host = H}) ->
     [{c2s_terminated, C, clicktochat_visitors, stream_ended, ?HOOK_SEQ},
      {sm_remove_connection_hook, C, clicktochat_visitors, session_closed, ?HOOK_SEQ},
+     {sm_register_connection_hook, C, clicktochat_line, session_opened, ?HOOK_SEQ},
      {user_send_packet, C, clicktochat_guard, visitor_sends, ?GUARD_SEQ},
      {user_receive_packet, C, clicktochat_guard, visitor_receives, ?GUARD_SEQ},
      {set_presence_hook, H, clicktochat_presence, presence_set, ?HOOK_SEQ},
@@ -42,15 +45,26 @@ arm_ttl(ClientHost, LUser, RegisteredAt) ->
     gen_server:cast({global, clicktochat_rotation:name(ClientHost)},
                     {arm_ttl, LUser, RegisteredAt}).
 
+%% The visitor wrote first to its agent at the start of the chat Start.
+-spec arm_answer_timeout(binary(), binary(), integer()) -> ok.
+arm_answer_timeout(ClientHost, LUser, Start) ->
+    gen_server:cast({global, clicktochat_rotation:name(ClientHost)},
+                    {arm_answer_timeout, LUser, Start}).
+
 init([ClientHost, Opts]) ->
     process_flag(trap_exit, true),
     clicktochat_assignments:create_table(),
     PerMinute = gen_mod:get_opt(max_registrations_per_minute, Opts),
     MaxSessions = gen_mod:get_opt(max_sessions, Opts),
+    Routing = gen_mod:get_opt(routing, Opts),
+    MaxWaiting = gen_mod:get_opt(max_waiting, Opts),
     Instance = #instance{client_host = ClientHost,
                          helpdesk_host = gen_mod:get_opt(helpdesk_host, Opts),
-                         rotation = clicktochat_nif:new(MaxSessions),
+                         rotation = clicktochat_nif:new(MaxSessions, Routing, MaxWaiting),
                          max_sessions = MaxSessions,
+                         routing = Routing,
+                         max_waiting = MaxWaiting,
+                         answer_timeout = gen_mod:get_opt(answer_timeout, Opts),
                          agent_nodes = ets:new(clicktochat_agent_nodes, [public, set]),
                          archive = open_archive(ClientHost, Opts),
                          conversations_access = gen_mod:get_opt(conversations_access, Opts),
@@ -62,11 +76,11 @@ init([ClientHost, Opts]) ->
     %% twice at worst, and every rotation operation is idempotent.
     clicktochat_instance:publish(Instance),
     [ejabberd_hooks:add(Hook, Host, M, F, Seq) || {Hook, Host, M, F, Seq} <- hooks(Instance)],
-    State = try_to_own(#{instance => Instance, role => follower}),
+    State = try_to_own(#{instance => Instance, role => follower, told => #{}}),
     ?INFO_MSG("mod_clicktochat: visitors on ~ts, agents on ~ts, rotation owned by ~p, queue ~p",
               [ClientHost, Instance#instance.helpdesk_host, owner_node(State),
                case clicktochat_rotation:view(ClientHost) of
-                   {ok, _Owner, Queue, _Loads, _PerNode} -> Queue;
+                   {ok, _Owner, Queue, _Loads, _PerNode, _Line} -> Queue;
                    unavailable -> unavailable
                end]),
     {ok, State}.
@@ -83,6 +97,18 @@ handle_call(_Request, _From, State) ->
 handle_cast({arm_ttl, LUser, RegisteredAt}, #{instance := #instance{visitor_ttl = Ttl}} = State) ->
     erlang:send_after(Ttl, self(), {visitor_ttl, LUser, RegisteredAt}),
     {noreply, State};
+handle_cast({arm_answer_timeout, LUser, Start},
+            #{instance := #instance{answer_timeout = Timeout}} = State) when Timeout /= infinity ->
+    erlang:send_after(Timeout, self(), {answer_timeout, LUser, Start}),
+    {noreply, State};
+handle_cast({line_changed, Assigned, Moved}, #{instance := Instance, told := Told} = State) ->
+    Changes = more_line_changes(Assigned, Moved),
+    {noreply, State#{told => clicktochat_line:apply_changes(Instance, Changes, Told)}};
+handle_cast({visitor_logged_in, LUser}, #{instance := Instance, told := Told} = State) ->
+    case clicktochat_line:visitor_logged_in(Instance, LUser) of
+        {told, Position} -> {noreply, State#{told => Told#{LUser => Position}}};
+        unchanged -> {noreply, State}
+    end;
 handle_cast(Msg, State) ->
     ?WARNING_MSG("mod_clicktochat: unexpected cast ~p", [Msg]),
     {noreply, State}.
@@ -91,6 +117,11 @@ handle_info({visitor_ttl, LUser, RegisteredAt},
             #{instance := #instance{client_host = Host}} = State) ->
     clicktochat_visitors:ttl_expired(LUser, Host, RegisteredAt),
     {noreply, State};
+handle_info({answer_timeout, LUser, Start}, #{instance := Instance} = State) ->
+    case clicktochat_answers:expired(Instance, LUser, Start) of
+        {again, Next} -> handle_cast({arm_answer_timeout, LUser, Next}, State);
+        ok -> {noreply, State}
+    end;
 %% The owner went (its node died or stopped, or the module stopped there).
 handle_info({'DOWN', Ref, process, _Pid, _Reason}, #{owner_monitor := Ref} = State) ->
     {noreply, try_to_own(forget_owner(maps:remove(owner_monitor, State)))};
@@ -115,6 +146,16 @@ handle_info(Info, State) ->
     {noreply, State}.
 
 code_change(_OldVsn, State, _Extra) -> {ok, State}.
+
+%% Every line change already in the mailbox, in order: one read of the line
+%% tells everyone.
+more_line_changes(Assigned, Moved) ->
+    receive
+        {'$gen_cast', {line_changed, MoreAssigned, MoreMoved}} ->
+            more_line_changes(Assigned ++ MoreAssigned, MoreMoved ++ Moved)
+    after 0 ->
+            {Assigned, Moved}
+    end.
 
 %%%===================================================================
 %%% Owning the rotation
@@ -153,6 +194,11 @@ become_owner(#{instance := Instance0} = State) ->
     clicktochat_rotation:add_live_agents(Instance),
     ok = net_kernel:monitor_nodes(true),
     arm_absent_visitors(Instance),
+    %% The previous owner's answer_timeout timers went with it: every chat
+    %% still waiting for its agent's answer gets a full timeout from now.
+    [handle_cast({arm_answer_timeout, LUser, Start}, State)
+     || Instance#instance.answer_timeout /= infinity,
+        {LUser, Start} <- clicktochat_assignments:asked(Instance#instance.client_host)],
     ?INFO_MSG("mod_clicktochat: ~p owns the rotation of ~ts",
               [node(), Instance#instance.client_host]),
     State#{instance => Instance, role => owner}.

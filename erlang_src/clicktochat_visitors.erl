@@ -1,7 +1,8 @@
 %%% clicktochat_visitors: a visitor's life. Registered through the HTTP API
-%%% (an agent picked, a throw-away account created, the assignment written),
-%%% ended when its last session closes or when it never logs in within
-%%% visitor_ttl (the account removed, the agent's slot freed).
+%%% (an agent picked or a place in the line taken, a throw-away account
+%%% created, the assignment written), ended when its last session closes or
+%%% when it never logs in within visitor_ttl (the account removed, the
+%%% agent's slot freed or the place in the line given up).
 -module(clicktochat_visitors).
 
 -export([register/3, ttl_expired/3]).
@@ -12,9 +13,13 @@
 -include("xmpp.hrl").
 -include("clicktochat.hrl").
 
-%% Picks an agent and creates the account; on any failure the slot is given
-%% back, so no account and no slot is left behind.
--spec register(#instance{}, binary(), binary()) -> {ok, binary(), binary()} | {error, atom()}.
+%% Claims the name, asks the desk for an agent or a place in the line,
+%% then creates the account; on any failure the name, the slot or the place
+%% is given back, so no account, slot or place is left behind.
+-spec register(#instance{}, binary(), binary()) ->
+          {ok, binary(), binary()} |
+          {waiting, binary(), pos_integer(), non_neg_integer() | undefined} |
+          {error, atom()}.
 register(#instance{client_host = ClientHost, max_visitors = MaxVisitors} = Instance,
          User, Password) ->
     case jid:nodeprep(User) of
@@ -23,33 +28,61 @@ register(#instance{client_host = ClientHost, max_visitors = MaxVisitors} = Insta
             case clicktochat_assignments:count() >= MaxVisitors of
                 true -> {error, too_many_visitors};
                 false ->
-                    case clicktochat_rotation:pick(Instance) of
-                        none -> {error, no_agent_available};
-                        {ok, Agent} ->
-                            case create_account(LUser, ClientHost, Password, Agent) of
-                                ok -> {ok, jid:encode({LUser, ClientHost, <<>>}), Agent};
-                                {error, _} = Err ->
-                                    clicktochat_rotation:release(Instance, Agent),
-                                    Err
-                            end
+                    case clicktochat_assignments:claim(LUser, ClientHost) of
+                        {ok, RegisteredAt} -> enter(Instance, LUser, Password, RegisteredAt);
+                        exists -> {error, exists};
+                        {error, _} -> {error, db_failure}
                     end
             end
     end.
 
-create_account(LUser, ClientHost, Password, Agent) ->
+enter(#instance{client_host = ClientHost} = Instance, LUser, Password, RegisteredAt) ->
+    Visitor = jid:encode({LUser, ClientHost, <<>>}),
+    case clicktochat_rotation:enter(Instance, LUser) of
+        {assigned, Agent} ->
+            clicktochat_assignments:assign(LUser, ClientHost, Agent, RegisteredAt),
+            create_account(Instance, LUser, Password, RegisteredAt, {ok, Visitor, Agent});
+        {waiting, Position, Estimate} ->
+            create_account(Instance, LUser, Password, RegisteredAt,
+                           {waiting, Visitor, Position, Estimate});
+        Refused ->
+            %% Not in the desk (or, if its owner did not answer in time, a
+            %% place the line hands out to nobody: the slot comes back).
+            clicktochat_assignments:take(LUser, ClientHost),
+            {error, case Refused of
+                        line_full -> line_full;
+                        _NoAgentOrNoOwner -> no_agent_available
+                    end}
+    end.
+
+create_account(#instance{client_host = ClientHost} = Instance, LUser, Password, RegisteredAt,
+               Registered) ->
     try ejabberd_auth:try_register(LUser, ClientHost, Password) of
         ok ->
-            {ok, RegisteredAt} = clicktochat_assignments:assign(LUser, ClientHost, Agent),
-            clicktochat_server:arm_ttl(ClientHost, LUser, RegisteredAt);
-        {error, invalid_jid} -> {error, invalid_username};
-        {error, invalid_password} -> {error, invalid_password};
-        {error, Reason} when is_atom(Reason) -> {error, Reason}
+            clicktochat_server:arm_ttl(ClientHost, LUser, RegisteredAt),
+            Registered;
+        {error, Reason} ->
+            give_back(Instance, LUser),
+            {error, case Reason of
+                        invalid_jid -> invalid_username;
+                        _ when is_atom(Reason) -> Reason
+                    end}
     catch Class:Reason:Stack ->
             ?ERROR_MSG("mod_clicktochat: registering ~ts@~ts failed: ~p",
                        [LUser, ClientHost, {Class, Reason, Stack}]),
             %% The account may exist without its assignment: do not leave it behind.
             catch ejabberd_auth:remove_user(LUser, ClientHost),
+            give_back(Instance, LUser),
             {error, internal_error}
+    end.
+
+%% A registration that did not complete: the name, and the slot or the
+%% place in the line, whichever it has by now (the line may have handed it
+%% a slot meanwhile). An account of that name is not ours to remove.
+give_back(#instance{client_host = ClientHost} = Instance, LUser) ->
+    case clicktochat_assignments:take(LUser, ClientHost) of
+        {ok, Assignment} -> leave_desk(Instance, LUser, Assignment, none);
+        _NoneOrError -> ok
     end.
 
 %% The visitor_ttl timer of a registration: a visitor that never logged in
@@ -59,7 +92,7 @@ create_account(LUser, ClientHost, Password, Agent) ->
 ttl_expired(LUser, ClientHost, RegisteredAt) ->
     case {clicktochat_assignments:lookup(LUser, ClientHost),
           clicktochat_rotation:logged_in(LUser, ClientHost)} of
-        {{_Agent, RegisteredAt}, false} -> end_visitor(LUser, ClientHost);
+        {#{registered_at := RegisteredAt}, false} -> end_visitor(LUser, ClientHost);
         _ -> ok      % logged in (its logout ends it), ended, or registered anew
     end.
 
@@ -93,21 +126,29 @@ is_shutdown(_State, shutdown) -> true;
 is_shutdown(_State, {shutdown, _}) -> true;
 is_shutdown(_State, _Reason) -> false.
 
-%% Removes the visitor's account and frees its agent's slot, once, whoever
-%% (logout, TTL) gets here first; accounts we did not create have no
-%% assignment and are left alone.
+%% Removes the visitor's account and frees its agent's slot (or its place
+%% in the line), once, whoever (logout, TTL) gets here first; accounts we
+%% did not create have no assignment and are left alone.
 end_visitor(LUser, ClientHost) ->
     case clicktochat_assignments:take(LUser, ClientHost) of
-        {ok, Agent} ->
+        {ok, #{assigned_at := AssignedAt} = Assignment} ->
             ejabberd_auth:remove_user(LUser, ClientHost),
             case clicktochat_instance:of_client_host(ClientHost) of
                 undefined -> ok;    % the module stopped: its next start recounts
-                Instance -> clicktochat_rotation:release(Instance, Agent)
+                Instance ->
+                    Chat = erlang:system_time(millisecond) - AssignedAt,
+                    leave_desk(Instance, LUser, Assignment, max(Chat, 0))
             end,
-            ?DEBUG("mod_clicktochat: visitor ~ts@~ts ended, ~ts has a free slot",
-                   [LUser, ClientHost, Agent]);
+            ?DEBUG("mod_clicktochat: visitor ~ts@~ts ended", [LUser, ClientHost]);
         none -> ok;
         {error, Reason} ->
             ?ERROR_MSG("mod_clicktochat: ending visitor ~ts@~ts failed: ~p",
                        [LUser, ClientHost, Reason])
     end.
+
+%% A waiting visitor leaves the line; an assigned one frees its slot, after
+%% a chat of ChatMs (none: nothing to measure).
+leave_desk(Instance, LUser, #{agent := waiting}, _ChatMs) ->
+    clicktochat_rotation:leave(Instance, LUser);
+leave_desk(Instance, _LUser, #{agent := Agent}, ChatMs) ->
+    clicktochat_rotation:release(Instance, Agent, ChatMs).

@@ -93,7 +93,10 @@ mod_opt_type(riak_bucket) -> econf:binary("^.+$");
 mod_opt_type(conversations_access) -> econf:acl();
 mod_opt_type(config_file) -> econf:file();
 mod_opt_type(max_registrations_per_minute) -> econf:non_neg_int();
-mod_opt_type(max_visitors) -> econf:pos_int().
+mod_opt_type(max_visitors) -> econf:pos_int();
+mod_opt_type(max_waiting) -> econf:int(0, 2000);
+mod_opt_type(routing) -> econf:enum([round_robin, least_busy]);
+mod_opt_type(answer_timeout) -> econf:timeout(second, infinity).
 
 mod_options(_Host) ->
     [{client_host, undefined},
@@ -108,14 +111,18 @@ mod_options(_Host) ->
      {conversations_access, undefined},
      {config_file, undefined},
      {max_registrations_per_minute, 60},
-     {max_visitors, 10000}].
+     {max_visitors, 10000},
+     {max_waiting, 0},
+     {routing, round_robin},
+     {answer_timeout, infinity}].
 
 mod_doc() ->
     #{desc =>
           [<<"Click to chat: a website visitor registers a throw-away "
              "account on client_host through mod_http_clicktochat and is "
              "handed a helpdesk agent of helpdesk_host, chosen round robin "
-             "among the agents online with a free slot.">>,
+             "(or least busy) among the agents online with a free slot, or "
+             "waits in line for one.">>,
            <<"Only the instance started on client_host is active, so the "
              "module may be listed in the global modules section.">>],
       opts =>
@@ -166,4 +173,25 @@ mod_doc() ->
            {max_visitors,
             #{value => "pos_integer()",
               desc => <<"Most visitor accounts alive at once (503 beyond). "
-                        "The default value is 10000.">>}}]}.
+                        "The default value is 10000.">>}},
+           {max_waiting,
+            #{value => "non_neg_integer()",
+              desc => <<"Length of the waiting line: when every agent is busy, "
+                        "up to this many visitors register with 202 and their "
+                        "position, and are handed the next free slot in turn "
+                        "(503 line_full beyond). 0: no line, a busy desk answers "
+                        "503 no_agent_available. At most 2000: every move of the "
+                        "line tells everyone behind, in one scheduler slice. "
+                        "The default value is 0.">>}},
+           {routing,
+            #{value => "round_robin | least_busy",
+              desc => <<"How a visitor's agent is chosen among those with a free "
+                        "slot: in turn, or the one with the fewest chats (ties: "
+                        "the one whose last visitor came longest ago). "
+                        "The default value is round_robin.">>}},
+           {answer_timeout,
+            #{value => "timeout()",
+              desc => <<"An agent that has not answered its visitor's first "
+                        "message within this time is skipped: the visitor goes "
+                        "to another agent with a free slot (all three are told). "
+                        "The default value is infinity (off).">>}}]}.

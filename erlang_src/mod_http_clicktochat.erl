@@ -27,6 +27,10 @@ route([<<"register">>], #request{method = 'POST', data = Body, host = Host, ip =
     case clicktochat_api:register(Host, IP, {request_format(Headers), Body}) of
         {ok, VisitorJid, AgentJid} ->
             {201, headers(Format), clicktochat_nif:render_register_ok(Format, VisitorJid, AgentJid)};
+        %% In the line: the account exists, the agent comes later (over XMPP).
+        {waiting, VisitorJid, Position, Estimate} ->
+            {202, headers(Format),
+             clicktochat_nif:render_register_waiting(Format, VisitorJid, Position, Estimate)};
         {rate_limited, RetryAfter} ->
             with_header(error_reply(Format, 429, register, rate_limited),
                         {<<"Retry-After">>, integer_to_binary(RetryAfter)});
@@ -56,10 +60,11 @@ route([<<"status">>], #request{method = Method, host = Host, raw_path = RawPath}
     case no_query(RawPath) of
         true ->
             case clicktochat_api:status(Host) of
-                {ok, Availability, Waiting} ->
+                {ok, {Agents, FreeSlots, Waiting, Estimate}} ->
                     {200, [{<<"Access-Control-Allow-Origin">>, <<"*">>},
                            {<<"Cache-Control">>, <<"no-store">>} | headers(Format)],
-                     clicktochat_nif:render_status(Format, Availability, Waiting)};
+                     clicktochat_nif:render_status(Format, {Agents, FreeSlots}, Waiting,
+                                                   Estimate)};
                 {error, Reason} -> error_reply(Format, 503, status, Reason)
             end;
         false -> error_reply(Format, 400, status, unexpected_parameters)
@@ -91,8 +96,8 @@ no_query(RawPath) ->
     end.
 
 register_status(too_large) -> 413;
-register_status(Reason) when Reason == no_agent_available; Reason == too_many_visitors;
-                             Reason == not_configured -> 503;
+register_status(Reason) when Reason == no_agent_available; Reason == line_full;
+                             Reason == too_many_visitors; Reason == not_configured -> 503;
 register_status(Reason) when Reason == internal_error; Reason == db_failure -> 500;
 register_status(_BadRequest) -> 400.
 

@@ -7,6 +7,8 @@ import asyncio
 import atexit
 import ssl
 import threading
+import time
+from dataclasses import dataclass, field
 
 import xml.etree.ElementTree as ET
 
@@ -15,6 +17,133 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 DEADLINE = 20  # seconds for any single network step
+
+# The namespace of the module's notices (DESIGN.md "Waiting line", "Routing").
+NOTICE_NS = "urn:xmpp:clicktochat:0"
+NOTICE_KINDS = ("waiting", "assigned", "visitor", "passed_on")
+
+
+def _optional_int(value):
+    """An integer attribute that may be left out: None when absent; a value
+    that is not a non-negative decimal integer raises ValueError (in the test
+    that reads it, not on the client's loop)."""
+    if value is None:
+        return None
+    if not value.isdigit() or not value.isascii():
+        raise ValueError(f"not a non-negative integer: {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message of the module carrying one `urn:xmpp:clicktochat:0` payload:
+    kind is the payload's element name (waiting, assigned, visitor,
+    passed_on), attrs its attributes; sender, type and body those of the
+    message; at, the monotonic time it was received."""
+    kind: str
+    attrs: dict = field(default_factory=dict)
+    sender: str = ""
+    type: str = ""
+    body: str = ""
+    at: float = 0.0
+
+    # <waiting position='P' estimated_wait='S'/> (either may be left out)
+    @property
+    def position(self):
+        return _optional_int(self.attrs.get("position"))
+
+    @property
+    def estimated_wait(self):
+        return _optional_int(self.attrs.get("estimated_wait"))
+
+    # <assigned agent='a@helpdesk'/>
+    @property
+    def agent(self):
+        return self.attrs.get("agent")
+
+    # <visitor jid='v@clients' reason='from_line' | 'passed_on'/>
+    @property
+    def jid(self):
+        return self.attrs.get("jid")
+
+    @property
+    def reason(self):
+        return self.attrs.get("reason")
+
+    # <passed_on visitor='v@clients' to='b@helpdesk'/>
+    @property
+    def visitor(self):
+        return self.attrs.get("visitor")
+
+    @property
+    def to(self):
+        return self.attrs.get("to")
+
+
+def parse_notice(message, at=0.0):
+    """The Notice a message element ({jabber:client}message, an
+    ElementTree element) carries, or None when it has no element in
+    NOTICE_NS. Several such elements: ValueError (the contract has one)."""
+    payloads = [child for child in message if child.tag.startswith(f"{{{NOTICE_NS}}}")]
+    if not payloads:
+        return None
+    if len(payloads) > 1:
+        raise ValueError(f"more than one {NOTICE_NS} payload: {[p.tag for p in payloads]}")
+    payload = payloads[0]
+    return Notice(kind=payload.tag.split("}", 1)[1], attrs=dict(payload.attrib),
+                  sender=message.get("from", ""), type=message.get("type", "normal"),
+                  body=message.findtext("{jabber:client}body") or "", at=at)
+
+
+class Notices:
+    """The notices one client received: `log`, every one in arrival order
+    (kept, for checks over a whole history), and a queue that next() and
+    expect() consume. Filled on the client's loop, read from the test."""
+
+    def __init__(self):
+        self.log = []
+        self.queue = asyncio.Queue()
+        self._lock = threading.Lock()
+
+    def add(self, notice):
+        with self._lock:
+            self.log.append(notice)
+        self.queue.put_nowait(notice)
+
+    def history(self, kind=None):
+        with self._lock:
+            return [n for n in self.log if kind is None or n.kind == kind]
+
+    async def next(self):
+        return await self.queue.get()
+
+    async def expect(self, kind, attrs):
+        """Consumes notices until one of `kind` whose attributes include
+        `attrs` (values compared as strings); the skipped ones stay in log."""
+        wanted = {k: str(v) for k, v in attrs.items()}
+        while True:
+            notice = await self.queue.get()
+            if notice.kind == kind and all(notice.attrs.get(k) == v for k, v in wanted.items()):
+                return notice
+
+
+def route_message(message, messages, notices):
+    """Where the client files a received message: a module notice (a message
+    with a NOTICE_NS payload, whatever its type) into `notices`; an error into
+    `messages`; any other message into `messages`. Returns "notice" or
+    "message". A payload the contract does not allow (two of them) is filed
+    as a notice of kind "invalid", for the test to see (an exception here
+    would be swallowed by slixmpp's event loop)."""
+    try:
+        notice = parse_notice(message.xml, time.monotonic())
+    except ValueError as error:
+        notice = Notice(kind="invalid", attrs={"error": str(error)},
+                        sender=str(message["from"]), type=message["type"], at=time.monotonic())
+    if notice is not None and message["type"] != "error":
+        notices.add(notice)
+        return "notice"
+    messages.put_nowait(message)
+    return "message"
 
 
 class _Loop:
@@ -69,6 +198,7 @@ class Client:
 
     async def _connect(self, jid, password, port, show, presence, starttls):
         self.messages = asyncio.Queue()
+        self.notices = Notices()
         self.presence_errors = asyncio.Queue()
         self.carbons = asyncio.Queue()
         xmpp = slixmpp.ClientXMPP(jid, password)
@@ -84,8 +214,11 @@ class Client:
             "connection_failed", lambda e: started.done() or started.set_exception(
                 ConnectionError(f"connection failed for {jid}: {e}")))
         # An error with a body fires both events: take errors from one only.
+        # The module's notices (headlines with a NOTICE_NS payload) go to
+        # self.notices, not to receive().
         xmpp.add_event_handler(
-            "message", lambda m: m["type"] == "error" or self.messages.put_nowait(m))
+            "message", lambda m: m["type"] == "error" or route_message(
+                m, self.messages, self.notices))
         xmpp.add_event_handler("message_error", self.messages.put_nowait)
         xmpp.add_event_handler("presence_error", self.presence_errors.put_nowait)
         # Carbons have no body of their own: no "message" event.
@@ -176,6 +309,25 @@ class Client:
                 if message["body"] or message["type"] == "error":
                     return message
         return self.loop.run(receive(), timeout)
+
+    def next_notice(self, timeout=DEADLINE):
+        """The next module notice received (a Notice), in arrival order."""
+        return self.loop.run(self.notices.next(), timeout)
+
+    def expect_notice(self, kind, timeout=DEADLINE, **attrs):
+        """The next notice of `kind` whose attributes include `attrs`
+        (e.g. expect_notice("waiting", position=1)); notices of other kinds or
+        attributes received before it are skipped (they stay in
+        notice_history())."""
+        return self.loop.run(self.notices.expect(kind, attrs), timeout)
+
+    def notice_history(self, kind=None):
+        """Every notice received so far (of `kind`), in arrival order."""
+        return self.notices.history(kind)
+
+    def pending_notices(self):
+        """Notices received and not yet taken by next_notice()/expect_notice()."""
+        return self.notices.queue.qsize()
 
     def receive_carbon(self, timeout=DEADLINE):
         """The next carbon copy (XEP-0280) received: ('sent' or 'received',

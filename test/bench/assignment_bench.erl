@@ -8,7 +8,7 @@
 
 -export([main/1]).
 
--record(clicktochat_visitor, {us, agent, registered_at}).
+-record(clicktochat_visitor, {us, agent, registered_at, assigned_at, answer}).
 
 main(Args) ->
     {Visitors, Lookups} = case Args of
@@ -28,7 +28,8 @@ main(Args) ->
     Host = <<"clients.example.com">>,
     [ok = mnesia:dirty_write(#clicktochat_visitor{us = {user(I), Host},
                                                   agent = <<"agent@helpdesk.example.com">>,
-                                                  registered_at = I})
+                                                  registered_at = I, assigned_at = I,
+                                                  answer = answered})
      || I <- lists:seq(1, Visitors)],
     %% Half the keys exist (visitors), half do not (a bystander's stanzas).
     Keys = list_to_tuple([{user(rand:uniform(2 * Visitors)), Host} || _ <- lists:seq(1, 1000)]),

@@ -19,10 +19,12 @@ main(Args) ->
                                                    filename:dirname(code:which(?MODULE))]}),
     ok = erpc:call(Owner, ?MODULE, setup, []),
     setup(),
-    Local = fun() -> {ok, A} = clicktochat_nif:pick(rotation()),
-                     ok = clicktochat_nif:release(rotation(), A) end,
-    Remote = fun() -> {ok, A} = erpc:call(Owner, fun() -> clicktochat_nif:pick(rotation()) end),
-                      ok = erpc:call(Owner, fun() -> clicktochat_nif:release(rotation(), A) end)
+    Local = fun() -> {assigned, A} = clicktochat_nif:enter(rotation(), <<"visitor">>),
+                     {ok, _} = clicktochat_nif:release(rotation(), A, none) end,
+    Remote = fun() -> {assigned, A} = erpc:call(Owner, fun() -> clicktochat_nif:enter(
+                                                                   rotation(), <<"visitor">>) end),
+                      {ok, _} = erpc:call(Owner, fun() -> clicktochat_nif:release(rotation(), A,
+                                                                                  none) end)
              end,
     %% The floor of any cross-node call: a message to a process on the owner
     %% node and its answer, twice per pair.
@@ -48,7 +50,7 @@ main(Args) ->
 setup() ->
     Agents = [iolist_to_binary(["agent", integer_to_list(I), "@helpdesk.example.com"])
               || I <- lists:seq(1, ?AGENTS)],
-    R = clicktochat_nif:new(?MAX_SESSIONS),
+    R = clicktochat_nif:new(?MAX_SESSIONS, round_robin, 0),
     [clicktochat_nif:resource_available(R, A, <<"desk">>) || A <- Agents],
     persistent_term:put({?MODULE, rotation}, R).
 

@@ -6,7 +6,7 @@
 %%%                 gen_server owning a queue of agents and their loads;
 %%%   nif_server  - the same NIF behind a gen_server, to show the cost of
 %%%                 the process hop alone;
-%%%   owner       - clicktochat_rotation:pick/release on the node that owns
+%%%   owner       - clicktochat_rotation:enter/release on the node that owns
 %%%                 the rotation (what the module does since it runs in a
 %%%                 cluster: one instance lookup per request, then the same NIF
 %%%                 calls),
@@ -22,6 +22,8 @@
 
 -define(AGENTS, 100).
 -define(MAX_SESSIONS, 1000000).
+%% The visitor's name only matters to the waiting line, which is off here.
+-define(VISITOR, <<"visitor">>).
 
 main(Args) ->
     {Clients, Pairs} = case Args of
@@ -30,18 +32,18 @@ main(Args) ->
                        end,
     Agents = [iolist_to_binary(["agent", integer_to_list(I), "@helpdesk.example.com"])
               || I <- lists:seq(1, ?AGENTS)],
-    Rotation = clicktochat_nif:new(?MAX_SESSIONS),
+    Rotation = clicktochat_nif:new(?MAX_SESSIONS, round_robin, 0),
     [clicktochat_nif:resource_available(Rotation, A, <<"desk">>) || A <- Agents],
-    Nif = fun() -> {ok, A} = clicktochat_nif:pick(Rotation),
-                   ok = clicktochat_nif:release(Rotation, A) end,
+    Nif = fun() -> {assigned, A} = clicktochat_nif:enter(Rotation, ?VISITOR),
+                   {ok, {[], []}} = clicktochat_nif:release(Rotation, A, none) end,
     ClientHost = <<"clients.example.com">>,
     clicktochat_instance:publish(#instance{client_host = ClientHost,
                                            helpdesk_host = <<"helpdesk.example.com">>,
                                            rotation = Rotation, owner = node()}),
     %% As the module does: the request looks its instance up once.
     Owner = fun() -> Instance = clicktochat_instance:of_client_host(ClientHost),
-                     {ok, A} = clicktochat_rotation:pick(Instance),
-                     ok = clicktochat_rotation:release(Instance, A) end,
+                     {assigned, A} = clicktochat_rotation:enter(Instance, ?VISITOR),
+                     ok = clicktochat_rotation:release(Instance, A, none) end,
     {ok, Queue} = gen_server:start(?MODULE, {queue, Agents}, []),
     Server = fun() -> {ok, A} = gen_server:call(Queue, pick),
                       ok = gen_server:call(Queue, {release, A}) end,
@@ -80,14 +82,16 @@ loop(Fun, N) -> Fun(), loop(Fun, N - 1).
 init({queue, Agents}) ->
     {ok, {queue:from_list(Agents), maps:from_list([{A, 0} || A <- Agents])}};
 init({nif, Agents}) ->
-    R = clicktochat_nif:new(?MAX_SESSIONS),
+    R = clicktochat_nif:new(?MAX_SESSIONS, round_robin, 0),
     [clicktochat_nif:resource_available(R, A, <<"desk">>) || A <- Agents],
     {ok, {nif, R}}.
 
 handle_call(pick, _From, {nif, R} = State) ->
-    {reply, clicktochat_nif:pick(R), State};
+    {assigned, A} = clicktochat_nif:enter(R, ?VISITOR),
+    {reply, {ok, A}, State};
 handle_call({release, A}, _From, {nif, R} = State) ->
-    {reply, clicktochat_nif:release(R, A), State};
+    {ok, _Changes} = clicktochat_nif:release(R, A, none),
+    {reply, ok, State};
 handle_call(pick, _From, {Queue, Loads}) ->
     case queue:out(Queue) of
         {{value, A}, Rest} ->

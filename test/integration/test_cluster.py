@@ -306,3 +306,45 @@ def test_losing_a_node_that_does_not_own_the_rotation(cluster):
 def test_losing_the_node_that_owns_the_rotation(cluster):
     assert cluster.owner() == cluster["ca"].node
     survives_and_rejoins(cluster, lost="ca", survivor="cb")
+
+
+def test_one_line_for_the_cluster_survives_its_owner(cluster):
+    """With a waiting line on both nodes: registrations through either node
+    join one line, in order; the owner is killed while visitors wait; the
+    survivor rebuilds the line from the replicated assignments and serves it
+    in the same order. (Last in this module: the killed node stays down.)"""
+    from line_common import check_assigned, check_visitor, check_waiting, parse_line
+    for node in cluster.nodes.values():
+        node.reload(max_waiting=3)
+    wait_for(lambda: cluster.status("ca").get("owner") == cluster.status("cb").get("owner")
+             in (cluster["ca"].node, cluster["cb"].node), 30, "both nodes to agree on an owner")
+    owner = "ca" if cluster.owner() == cluster["ca"].node else "cb"
+    other = "cb" if owner == "ca" else "ca"
+    agent1 = cluster.connect(other, agent_jid("agent1"))
+    for name, node in (("lv1", owner), ("lv2", other)):
+        status, body = register(cluster[node], name)
+        assert assigned_agent(status, body) == agent_jid("agent1")
+    # One line, whichever node is asked.
+    for name, node, position in (("lw1", other, 1), ("lw2", owner, 2)):
+        status, body = register(cluster[node], name)
+        assert status == 202 and f"<position>{position}</position>" in body, (status, body)
+    waiters = {}
+    for position, name in enumerate(["lw1", "lw2"], 1):
+        waiters[name] = cluster.connect(other, f"{name}@{CLIENT_HOST}", PASSWORD)
+        check_waiting(waiters[name].next_notice(15), position)
+    lv1 = cluster.connect(other, f"lv1@{CLIENT_HOST}", PASSWORD)
+    cluster.connect(other, f"lv2@{CLIENT_HOST}", PASSWORD)   # within visitor_ttl
+    chat(lv1, f"lv1@{CLIENT_HOST}", agent1, "agent1", "before the loss")
+
+    cluster[owner].kill()
+    wait_for(lambda: cluster.status(other).get("owner") == cluster[other].node, 30,
+             "the survivor to own the rotation")
+    line = parse_line(cluster[other].ctl("clicktochat_line", CLIENT_HOST))
+    assert [jid for _, jid, _ in line] == [f"lw1@{CLIENT_HOST}", f"lw2@{CLIENT_HOST}"]
+    # A chat ends: the head of the rebuilt line gets the slot, the next moves up.
+    lv1.disconnect()
+    check_assigned(waiters["lw1"].next_notice(15), agent_jid("agent1"))
+    check_visitor(agent1.next_notice(15), f"lw1@{CLIENT_HOST}", "from_line")
+    check_waiting(waiters["lw2"].next_notice(15), 1, bounds=(0, 3600))
+    chat(waiters["lw1"], f"lw1@{CLIENT_HOST}", agent1, "agent1", "served after the loss")
+    assert loads(cluster.status(other)) == {agent_jid("agent1"): "2"}

@@ -40,17 +40,9 @@ def load_server():
     sandbox = Sandbox("load", C2S_PORT, HTTP_PORT, {
         "max_sessions": MAX_SESSIONS, "visitor_ttl": 600, "max_registrations_per_minute": 0},
         http_backlog=256)
-    sandbox.start()
-    control = None
-    try:
-        for agent in AGENTS:
-            sandbox.register(agent, HELPDESK_HOST, AGENT_PASSWORD)
-        control = sandbox.control()
-        yield sandbox, control
-    finally:
-        if control is not None:
-            control.close()
-        sandbox.stop()
+    with sandbox.serving_with_control([(agent, HELPDESK_HOST, AGENT_PASSWORD)
+                                       for agent in AGENTS]) as served:
+        yield served
 
 
 def register(i):

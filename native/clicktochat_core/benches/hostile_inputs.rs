@@ -7,7 +7,8 @@
 //! - first, a table of the *longest single call* (and the 99.9th
 //!   percentile), each call timed alone with `Instant`: the operations whose
 //!   cost varies from call to call (the rotation's FIFO upkeep, a hash map
-//!   growing), the O(agents) calls, the archive's capture NIFs with 64 KiB
+//!   growing), the O(agents) calls, the desk's calls that move the whole
+//!   waiting line, the archive's capture NIFs with 64 KiB
 //!   messages, `parse_registration` on every hostile body and on every input
 //!   of the fuzz corpus (`native/fuzz/corpus`, and `native/fuzz/work` after a
 //!   `test/fuzz.sh` run). A mean hides the spikes this table is for;
@@ -23,7 +24,7 @@ use clicktochat_core::archive::{
     Archive, ArchiveConfig, Captured, Conversation, Direction, StoreConfig,
 };
 use clicktochat_core::registration::{MAX_BODY_BYTES, MAX_PASSWORD_BYTES, MAX_USERNAME_BYTES};
-use clicktochat_core::{parse_registration, render, Release, Rotation};
+use clicktochat_core::{parse_registration, render, Desk, Release, Rotation, Routing};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -244,7 +245,7 @@ fn agent_names() -> Vec<String> {
 
 /// 10,000 agents online, each with a free slot.
 fn full_rotation(names: &[String]) -> Rotation {
-    let mut rotation = Rotation::new(MAX_SESSIONS);
+    let mut rotation = Rotation::new(MAX_SESSIONS, Routing::RoundRobin);
     for name in names {
         rotation.resource_available(name, "desk");
     }
@@ -592,6 +593,8 @@ fn longest_single_calls() {
         .collect();
     row("set_max_sessions, 10k agents", 50, summary(times));
 
+    desk_calls();
+
     // Every input the fuzzer kept for the parser (the committed seeds and,
     // after a `test/fuzz.sh` run, its working corpus): each parsed 21
     // times, its median kept (a single run can be preempted), and the
@@ -643,6 +646,47 @@ fn longest_single_calls() {
 /// `archive_message` on an embedded archive, 500 messages of 64 KiB spread
 /// over 500 conversations (the writer thread commits them meanwhile, as it would
 /// in ejabberd).
+/// The desk calls whose answer lists every visitor who moved in line: a
+/// release with the line full behind one busy agent moves everyone, as
+/// does the head leaving. O(line), on a normal scheduler: how long a line
+/// stays within the ~1 ms.
+fn desk_calls() {
+    for waiting in [1_000, 10_000] {
+        let mut desk = Desk::new(1, Routing::RoundRobin, u64::MAX);
+        desk.resource_available("agent", "desk", 0);
+        for v in 0..=waiting {
+            desk.enter(&format!("visitor{v}@clients.example.com"), 0);
+        }
+        let mut next = waiting + 1;
+        let (releases, leaves): (Vec<Duration>, Vec<Duration>) = (0..50)
+            .map(|now_ms| {
+                let start = Instant::now();
+                black_box(desk.release("agent", Some(60_000), now_ms));
+                let release = start.elapsed();
+                let head = desk.line(now_ms)[0].visitor.clone();
+                let start = Instant::now();
+                black_box(desk.leave(&head, now_ms));
+                let leave = start.elapsed();
+                for _ in 0..2 {
+                    desk.enter(&format!("visitor{next}@clients.example.com"), now_ms);
+                    next += 1;
+                }
+                (release, leave)
+            })
+            .unzip();
+        row(
+            &format!("desk release, {waiting} waiting all move up"),
+            50,
+            summary(releases),
+        );
+        row(
+            &format!("desk leave of the head, {waiting} waiting"),
+            50,
+            summary(leaves),
+        );
+    }
+}
+
 fn archive_calls() {
     let dir = std::env::temp_dir().join(format!("clicktochat-bench-{}", std::process::id()));
     let archive = Archive::open(ArchiveConfig {

@@ -1,5 +1,6 @@
 //! The pure-Rust core of clicktochat, with no Erlang in it: the helpdesk
-//! rotation, the registration request parser, the response renderer, and the
+//! (its rotation of agents, its waiting line and their wait estimate), the
+//! registration request parser, the response renderer, and the
 //! conversation archive: message entries, Erlang's external term format, the
 //! stored records with their merge, the writer with its embedded store, and a
 //! Riak KV client.
@@ -8,7 +9,10 @@
 pub mod archive;
 pub mod calendar;
 pub mod conversation;
+pub mod desk;
+pub mod estimate;
 pub mod etf;
+pub mod line;
 pub mod ratelimit;
 pub mod records;
 pub mod registration;
@@ -16,5 +20,6 @@ pub mod render;
 pub mod riak;
 pub mod rotation;
 
+pub use desk::{Assignment, Changes, Desk, Entry, NewPosition, Status};
 pub use registration::{parse_registration, Registration, RegistrationError};
-pub use rotation::{Availability, Release, Rotation};
+pub use rotation::{Availability, Release, Rotation, Routing};

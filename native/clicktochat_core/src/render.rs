@@ -38,6 +38,27 @@ pub fn register_ok(from: &str, to: &str) -> String {
     out
 }
 
+/// The 202 answer to a registration that found every agent busy: the
+/// visitor's JID, its place in line (from 1), and its estimated wait in
+/// seconds, left out when unknown.
+pub fn register_waiting(from: &str, position: u64, estimated_wait: Option<u64>) -> String {
+    let mut out = String::with_capacity(160 + from.len());
+    out.push_str(PROLOG);
+    out.push_str("<register><status>waiting</status><from>");
+    out.push_str(&escape(from));
+    out.push_str(&format!("</from><position>{position}</position>"));
+    push_estimated_wait(&mut out, estimated_wait);
+    out.push_str("</register>");
+    out
+}
+
+/// `<estimated_wait>S</estimated_wait>`, nothing when unknown.
+fn push_estimated_wait(out: &mut String, estimated_wait: Option<u64>) {
+    if let Some(seconds) = estimated_wait {
+        out.push_str(&format!("<estimated_wait>{seconds}</estimated_wait>"));
+    }
+}
+
 /// The answer to `/list`: one `<username>` per connected agent, in order.
 pub fn connected_users<S: AsRef<str>>(usernames: &[S]) -> String {
     let mut out = String::with_capacity(64 + usernames.len() * 48);
@@ -60,9 +81,7 @@ pub fn status(availability: Availability, waiting: u64, estimated_wait: Option<u
          <waiting>{waiting}</waiting>",
         availability.agents_available, availability.free_slots
     );
-    if let Some(seconds) = estimated_wait {
-        out.push_str(&format!("<estimated_wait>{seconds}</estimated_wait>"));
-    }
+    push_estimated_wait(&mut out, estimated_wait);
     out.push_str("</status>");
     out
 }
@@ -115,6 +134,19 @@ pub fn json_register_ok(from: &str, to: &str) -> String {
     serde_json::json!({"status": "ok", "from": from, "to": to}).to_string()
 }
 
+pub fn json_register_waiting(from: &str, position: u64, estimated_wait: Option<u64>) -> String {
+    let mut waiting = serde_json::json!({"status": "waiting", "from": from, "position": position});
+    insert_estimated_wait(&mut waiting, estimated_wait);
+    waiting.to_string()
+}
+
+/// The `estimated_wait` key, left out when unknown.
+fn insert_estimated_wait(answer: &mut serde_json::Value, estimated_wait: Option<u64>) {
+    if let Some(seconds) = estimated_wait {
+        answer["estimated_wait"] = seconds.into();
+    }
+}
+
 pub fn json_connected_users<S: AsRef<str>>(usernames: &[S]) -> String {
     let names: Vec<&str> = usernames.iter().map(AsRef::as_ref).collect();
     serde_json::json!({ "connected_users": names }).to_string()
@@ -130,9 +162,7 @@ pub fn json_status(
         "free_slots": availability.free_slots,
         "waiting": waiting,
     });
-    if let Some(seconds) = estimated_wait {
-        status["estimated_wait"] = seconds.into();
-    }
+    insert_estimated_wait(&mut status, estimated_wait);
     status.to_string()
 }
 
@@ -176,6 +206,28 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(&json_status(availability, 2, Some(90))).expect("JSON");
         assert_eq!(json["estimated_wait"], 90);
+    }
+
+    #[test]
+    fn register_waiting_leaves_out_an_unknown_estimate() {
+        assert_eq!(
+            register_waiting("v@c", 3, Some(180)),
+            "<?xml version='1.0'?><register><status>waiting</status><from>v@c</from>\
+             <position>3</position><estimated_wait>180</estimated_wait></register>"
+        );
+        assert_eq!(
+            register_waiting("<v>@c", 1, None),
+            "<?xml version='1.0'?><register><status>waiting</status><from>&lt;v&gt;@c</from>\
+             <position>1</position></register>"
+        );
+        assert_eq!(
+            json_register_waiting("v@c", 3, Some(180)),
+            r#"{"estimated_wait":180,"from":"v@c","position":3,"status":"waiting"}"#
+        );
+        assert_eq!(
+            json_register_waiting("v\"@c", 1, None),
+            r#"{"from":"v\"@c","position":1,"status":"waiting"}"#
+        );
     }
 
     #[test]

@@ -3,5 +3,6 @@
 //! come with their derives.
 
 rustler::atoms! {
-    ok, none, error, not_assigned, recorded, closed
+    ok, none, undefined, error, not_assigned, recorded, closed,
+    assigned, waiting, line_full, no_agent_available
 }

@@ -1,25 +1,29 @@
 //! Rustler glue for clicktochat: decodes Erlang terms, calls
 //! `clicktochat_core`, encodes the answer. No logic lives here.
 //!
-//! The hot path (pick, release, presence changes, parsing a body, rendering
+//! The hot path (enter, release, presence changes, parsing a body, rendering
 //! an answer) is plain NIFs called directly by the process that needs it:
-//! each does O(log agents) work or parses/renders at most a few kilobytes,
-//! far under the ~1 ms a regular scheduler tolerates (see the hostile_inputs
-//! bench). What walks every agent (`queue`, `loads`, for operators) and
-//! what does I/O (the archive's open, sync, read, close) runs on dirty
-//! schedulers. Bad terms raise `badarg`; nothing here unwraps caller input.
+//! each does O(log agents) work, plus one entry per visitor whose place in
+//! line changed, or parses/renders at most a few kilobytes, far under the
+//! ~1 ms a regular scheduler tolerates (see the hostile_inputs bench). What
+//! walks every agent or the whole line (`queue`, `loads`, `line`, for
+//! operators) and what does I/O (the archive's open, sync, read, close)
+//! runs on dirty schedulers. Bad terms raise `badarg`; nothing here unwraps
+//! caller input.
 //!
-//! One module per resource or domain: `rotation`, `archive`, `ratelimit`
-//! (the three resources), `registration` (parsing a request body), `render`
-//! (the answers); `atoms` and `error` (how failures reach Erlang) are
-//! shared. NIFs and resources register themselves with `rustler::init!`.
+//! One module per resource or domain: `desk`, `archive`, `ratelimit` (the
+//! three resources), `registration` (parsing a request body), `render` (the
+//! answers); `atoms`, `terms` (the optional integers) and `error` (how
+//! failures reach Erlang) are shared. NIFs and resources register
+//! themselves with `rustler::init!`.
 
 mod archive;
 mod atoms;
+mod desk;
 mod error;
 mod ratelimit;
 mod registration;
 mod render;
-mod rotation;
+mod terms;
 
 rustler::init!("clicktochat_nif");

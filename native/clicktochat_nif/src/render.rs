@@ -2,6 +2,7 @@
 //! JSON.
 
 use crate::error::BadArg;
+use crate::terms::Estimate;
 use clicktochat_core::{render, Availability};
 use rustler::{NifResult, Term};
 
@@ -28,21 +29,38 @@ fn render_list(BadArg(format): BadArg<Format>, usernames: Vec<&str>) -> String {
     }
 }
 
+/// The 202 of a registration put in line: its position and estimated wait
+/// (`undefined`: left out).
+#[rustler::nif]
+fn render_register_waiting(
+    BadArg(format): BadArg<Format>,
+    from: &str,
+    position: u64,
+    Estimate(estimate): Estimate,
+) -> String {
+    match format {
+        Format::Xml => render::register_waiting(from, position, estimate),
+        Format::Json => render::json_register_waiting(from, position, estimate),
+    }
+}
+
 /// `GET /status`: `{AgentsAvailable, FreeSlots}` as `availability/1` gives
-/// them, and the waiting line's length. No estimate until there is a line.
+/// them, the waiting line's length and a newcomer's estimated wait, as
+/// `status/1` gives them (`undefined`: left out).
 #[rustler::nif]
 fn render_status(
     BadArg(format): BadArg<Format>,
     (agents_available, free_slots): (u32, u64),
     waiting: u64,
+    Estimate(estimate): Estimate,
 ) -> String {
     let availability = Availability {
         agents_available,
         free_slots,
     };
     match format {
-        Format::Xml => render::status(availability, waiting, None),
-        Format::Json => render::json_status(availability, waiting, None),
+        Format::Xml => render::status(availability, waiting, estimate),
+        Format::Json => render::json_status(availability, waiting, estimate),
     }
 }
 

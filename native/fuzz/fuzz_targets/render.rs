@@ -1,5 +1,5 @@
-//! The response renderer with arbitrary strings: `register_ok`, `error`,
-//! `connected_users` (the `render_*` NIFs) and `conversations` (the archive
+//! The response renderer with arbitrary strings: `register_ok`,
+//! `register_waiting`, `error`, `connected_users` (the `render_*` NIFs) and `conversations` (the archive
 //! read). Every output must be well-formed XML 1.0 and parse back with
 //! quick-xml to exactly what went in, but for the characters XML cannot
 //! carry, which come back as U+FFFD.
@@ -81,6 +81,20 @@ fuzz_target!(|data: &[u8]| {
             pair("reason", &reason)
         ]
     );
+
+    let Ok((position, estimate)) = <(u64, Option<u64>)>::arbitrary(&mut u) else {
+        return;
+    };
+    let doc = render::register_waiting(&from, position, estimate);
+    check_chars(&doc, &[&from]);
+    let mut expected = vec![
+        pair("register", ""),
+        pair("status", "waiting"),
+        pair("from", &from),
+        pair("position", &position.to_string()),
+    ];
+    expected.extend(estimate.map(|s| pair("estimated_wait", &s.to_string())));
+    assert_eq!(texts(&doc), expected);
 
     let Ok(names) = Vec::<String>::arbitrary(&mut u) else {
         return;

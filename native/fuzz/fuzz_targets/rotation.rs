@@ -5,7 +5,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use clicktochat_core::{Release, Rotation};
+use clicktochat_core::{Release, Rotation, Routing};
 use libfuzzer_sys::fuzz_target;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,7 +78,7 @@ impl Model {
 }
 
 fuzz_target!(|input: Input| {
-    let mut rotation = Rotation::new(u32::from(input.max_sessions));
+    let mut rotation = Rotation::new(u32::from(input.max_sessions), Routing::RoundRobin);
     let mut model = Model {
         max_sessions: u32::from(input.max_sessions).max(1),
         ..Model::default()

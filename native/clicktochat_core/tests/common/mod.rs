@@ -1,8 +1,11 @@
-//! Shared by the integration tests: generators of entries and terms, and a
-//! way to run Erlang/OTP code and read what it prints.
+//! Shared by the integration tests: generators of entries and terms, a
+//! way to run Erlang/OTP code and read what it prints, and the naive
+//! rotation the rotation and desk properties are checked against.
 //!
 //! Each test binary uses only part of this module.
 #![allow(dead_code)]
+
+pub mod naive_rotation;
 
 use clicktochat_core::calendar::{MAX_UNIX_US, MIN_UNIX_US};
 use clicktochat_core::conversation::Entry;
