@@ -157,6 +157,11 @@ def chat_states(agent):
     return states
 
 
+def conversation(browser):
+    """The messages shown, without the "You: " / "agent1: " said to screen readers."""
+    return [text.split(":", 1)[1].strip() for text in browser.texts(f"{LOG}:not(.note)")]
+
+
 def visitor_of(browser):
     return browser.stored_chat()["jid"]
 
@@ -220,7 +225,7 @@ def test_chat_reload_move_and_close(widget_server, control, browser, agents):
     assert len(sessions) == 1
     browser.call("reload")
     browser.wait_text(STATUS, "You are chatting with agent1")
-    assert [t.split(": ", 1)[1] for t in browser.texts(LOG)] == [
+    assert conversation(browser) == [
         "Hello from the browser", "Hello from agent1, how can I help?"]
     assert {j for j in control.connected_users() if j.startswith(visitor + "/")} == sessions
     browser.call("fill", selector=INPUT, value="Still there after the reload")
@@ -240,7 +245,7 @@ def test_chat_reload_move_and_close(widget_server, control, browser, agents):
     agent.send(visitor, "Sent while you were away")
     browser.call("open", url=DEMO + "?page=2")
     browser.wait_text(f"{LOG}.agent", "Sent while you were away")
-    assert [t.split(": ", 1)[1] for t in browser.texts(LOG)] == [
+    assert conversation(browser) == [
         "Hello from the browser", "Hello from agent1, how can I help?",
         "Still there after the reload", "Yes, I am", "Sent while you were away"]
     browser.wait_text(STATUS, "You are chatting with agent1")
