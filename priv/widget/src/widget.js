@@ -253,11 +253,16 @@ function connect() {
   });
   xmpp.on("error", () => {}); // reported through "disconnect" and start()
   xmpp.on("nonza", (element) => {
-    // <resumed h=.../> counts the stanzas the *previous page* sent, which
-    // this page never queued: xmpp.js would try to acknowledge that many
-    // from its empty queue, fail, and bind a new session instead. This
-    // listener runs before xmpp.js's own (registered earlier).
-    if (element.is("resumed", "urn:xmpp:sm:3")) sm.outbound = Number(element.attrs.h) || 0;
+    // <resumed h=.../> also counts the stanzas the *previous page* sent,
+    // which this page never queued: xmpp.js would try to acknowledge more
+    // than its queue holds, fail, and bind a new session instead. Count those
+    // as acknowledged already (a reconnection of this same page, whose queue
+    // holds everything it sent, is left alone). This listener runs before
+    // xmpp.js's own (registered earlier).
+    if (element.is("resumed", "urn:xmpp:sm:3")) {
+      const h = Number(element.attrs.h) || 0;
+      if (h > sm.outbound + sm.outbound_q.length) sm.outbound = h - sm.outbound_q.length;
+    }
     // <enabled/>: xmpp.js reads its id after this listener.
     setTimeout(persist, 0);
   });
