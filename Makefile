@@ -14,16 +14,25 @@ PREFIX ?= $(EJABBERD_HOME)/.ejabberd-modules
 DESTDIR ?=
 MODULE_DIR = $(DESTDIR)$(PREFIX)/mod_clicktochat
 
-DEBIAN_PACKAGES = erlang-nox erlang-dev erlang-eunit rebar3 ejabberd python3-slixmpp python3-pytest python3-yaml python3-websockets curl iproute2 procps
+DEBIAN_PACKAGES = erlang-nox erlang-dev erlang-eunit rebar3 ejabberd python3-slixmpp python3-pytest python3-yaml python3-websockets curl iproute2 procps chromium
 ERL_SOURCES = $(wildcard erlang_src/*.erl)
 BEAMS = $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
 NIF = priv/clicktochat_nif.so
+# The widget (priv/widget/src, bundled with esbuild from a pinned lockfile);
+# the bundle is built, never committed.
+WIDGET = priv/widget.js
+WIDGET_SOURCES = $(wildcard priv/widget/src/*.js)
+# npm ci writes node_modules/.package-lock.json: newer than the lockfile
+# means the installed packages are the locked ones.
+WIDGET_MODULES = priv/widget/node_modules/.package-lock.json
+BROWSER_TEST_MODULES = test/browser/node_modules/.package-lock.json
+NPM_CI = npm ci --no-audit --no-fund --loglevel=error
 # Debian's python, which has python3-slixmpp and python3-pytest (not pyenv's).
 PYTHON = /usr/bin/python3
 
-.PHONY: all nif beams deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration lint demo demo-stop bench fuzz clean
+.PHONY: all nif beams widget npm-deps deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration lint demo demo-stop bench fuzz clean
 
-all: nif beams
+all: nif beams widget
 
 nif: $(NIF)
 
@@ -35,6 +44,22 @@ $(NIF): Cargo.toml Cargo.lock $(wildcard native/*/Cargo.toml native/*/src/*.rs)
 	cp target/release/libclicktochat_nif.so $(NIF)
 
 beams: $(BEAMS)
+
+widget: $(WIDGET)
+
+$(WIDGET_MODULES): priv/widget/package-lock.json
+	cd priv/widget && $(NPM_CI)
+	@touch $@
+
+$(BROWSER_TEST_MODULES): test/browser/package-lock.json
+	cd test/browser && $(NPM_CI)
+	@touch $@
+
+# The npm packages of the widget and of the browser test (what CI fetches).
+npm-deps: $(WIDGET_MODULES) $(BROWSER_TEST_MODULES)
+
+$(WIDGET): $(WIDGET_MODULES) $(WIDGET_SOURCES) priv/widget/package.json
+	cd priv/widget && npm run -s build
 
 ebin/%.beam: erlang_src/%.erl erlang_src/clicktochat.hrl
 	@test -n "$(EJABBERD_DIR)" -a -n "$(XMPP_DIR)" || { echo "ejabberd is not installed: run 'make deps' (as root)"; exit 1; }
@@ -59,6 +84,7 @@ install: all
 	install -d $(MODULE_DIR)/ebin $(MODULE_DIR)/priv $(MODULE_DIR)/conf
 	install -m 644 $(BEAMS) $(MODULE_DIR)/ebin/
 	install -m 755 $(NIF) $(MODULE_DIR)/priv/
+	install -m 644 $(WIDGET) priv/demo.html $(MODULE_DIR)/priv/
 	install -m 644 docs/mod_clicktochat.spec $(MODULE_DIR)/
 	install -m 644 docs/mod_clicktochat.yml $(MODULE_DIR)/conf/
 
@@ -92,7 +118,7 @@ test-fuzz:
 fuzz:
 	bash test/fuzz.sh $(FUZZ_SECONDS)
 
-test-integration: all
+test-integration: all $(BROWSER_TEST_MODULES)
 	$(PYTHON) -m pytest -v -p no:cacheprovider test/integration
 
 lint:
@@ -129,4 +155,4 @@ bench: all
 clean:
 	rm -rf _build
 	cargo clean
-	rm -rf ebin $(NIF)
+	rm -rf ebin $(NIF) $(WIDGET) priv/widget/node_modules test/browser/node_modules

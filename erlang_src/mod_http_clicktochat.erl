@@ -6,6 +6,9 @@
 %%% request makes one call to clicktochat_api; rendering the body is done by
 %%% the NIF. XML is the default; JSON is spoken to clients that send it
 %%% (Content-Type: application/json) or ask for it (Accept: application/json).
+%%% Two static files are served too: the widget's bundle (widget.js) and a
+%%% demo page using it (demo), from the `priv' directory beside this
+%%% module's `ebin', as the NIF is found.
 -module(mod_http_clicktochat).
 
 -export([process/2, request_format/1, response_format/1]).
@@ -83,8 +86,40 @@ route([<<"conversations">>, AgentJid], #request{method = 'GET', ip = {IP, _}}, F
     end;
 route([<<"conversations">>, _AgentJid], _Request, Format) ->
     method_not_allowed(Format, conversations, <<"GET">>);
+route([File], #request{method = Method, headers = Headers}, Format)
+  when (File == <<"widget.js">> orelse File == <<"demo">>)
+       andalso (Method == 'GET' orelse Method == 'HEAD') ->
+    static(File, Headers, Format);
+route([File], _Request, Format) when File == <<"widget.js">>; File == <<"demo">> ->
+    method_not_allowed(Format, error, <<"GET, HEAD">>);
 route(_Path, _Request, Format) ->
     error_reply(Format, 404, error, not_found).
+
+%% The widget's bundle and its demo page. Read at each request (a few tens
+%% of KB; a rebuilt bundle is served without a restart). The bundle may be
+%% cached by browsers for an hour and revalidated by its ETag; the page is
+%% always revalidated. Not built (an install without npm): 404 like any
+%% unknown path.
+static(File, Headers, Format) ->
+    {Name, Type, MaxAge} = case File of
+                               <<"widget.js">> -> {"widget.js", <<"text/javascript; charset=utf-8">>, 3600};
+                               <<"demo">> -> {"demo.html", <<"text/html; charset=utf-8">>, 0}
+                           end,
+    Ebin = filename:dirname(code:which(?MODULE)),
+    case file:read_file(filename:join([filename:dirname(Ebin), "priv", Name])) of
+        {ok, Body} ->
+            ETag = <<$", (binary:encode_hex(erlang:md5(Body)))/binary, $">>,
+            Common = [{<<"Content-Type">>, Type},
+                      {<<"Cache-Control">>, <<"public, max-age=", (integer_to_binary(MaxAge))/binary>>},
+                      {<<"ETag">>, ETag},
+                      {<<"X-Content-Type-Options">>, <<"nosniff">>}],
+            case header(<<"if-none-match">>, Headers) == string:lowercase(ETag) of
+                true -> {304, Common, <<>>};
+                false -> {200, Common, Body}
+            end;
+        {error, _} ->
+            error_reply(Format, 404, error, not_found)
+    end.
 
 %% Judged on the raw query string: ejabberd_http's parsed one drops what it
 %% cannot decode (`?%zz') and empty parameters (`?&&').

@@ -25,6 +25,8 @@ def test_install_and_uninstall_honour_destdir_and_prefix(tmp_path):
         *beams,
         "mod_clicktochat.spec",
         "priv/clicktochat_nif.so",
+        "priv/demo.html",
+        "priv/widget.js",
     ])
     assert (module / "priv/clicktochat_nif.so").stat().st_mode & 0o111
     # The beams are the ones just built from the tree.

@@ -1,0 +1,289 @@
+"""The widget (issue #11, README "Widget") in a real browser: Debian's
+chromium, headless, driven by playwright-core through test/browser/driver.mjs
+(one JSON command per line), against Debian's stock ejabberd.yml (WebSocket
+at /ws beside /clicktochat, stream management on) on 127.0.0.1:15240 (c2s,
+STARTTLS) and :15299 (HTTP). The agents are real XMPP clients (slixmpp over
+STARTTLS); the assertions stay here.
+
+The tests run in file order on one server: max_sessions 1, a line of 3."""
+
+import json
+import queue
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import AGENT_PASSWORD, HELPDESK_HOST, CLIENT_HOST, Http, agent_jid, visitor_name
+from sandbox import REPO, Sandbox, wait_for
+from xmpp_client import Client
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+C2S_PORT, HTTP_PORT = 15240, 15299
+AGENT1 = agent_jid("agent1")
+DEMO = f"http://127.0.0.1:{HTTP_PORT}/clicktochat/demo"
+STORAGE_KEY = f"clicktochat:http://127.0.0.1:{HTTP_PORT}/clicktochat"
+CHATSTATES = "http://jabber.org/protocol/chatstates"
+RESULTS = REPO / "test" / "integration" / ".results"
+DRIVER = REPO / "test" / "browser" / "driver.mjs"
+STEP = 20  # seconds for any one browser or XMPP step
+
+# Inside the widget's (open) shadow root.
+LAUNCHER = "[data-clicktochat] .launcher"
+STATUS = "[data-clicktochat] .status"
+LOG = "[data-clicktochat] .log li"
+TYPING = "[data-clicktochat] .typing"
+INPUT = "[data-clicktochat] textarea"
+CLOSE = "[data-clicktochat] .close"
+
+
+# Named apart from conftest's `server`, whose clean-up expects its own accounts.
+@pytest.fixture(scope="module")
+def widget_server():
+    sandbox = Sandbox("widget", C2S_PORT, HTTP_PORT,
+                      {"max_sessions": 1, "max_waiting": 3, "visitor_ttl": 60,
+                       "max_registrations_per_minute": 0},
+                      stock_config=True)
+    with sandbox.serving([("agent1", HELPDESK_HOST, AGENT_PASSWORD)]):
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def control(widget_server):
+    node = widget_server.control()
+    yield node
+    node.close()
+
+
+class Browser:
+    """test/browser/driver.mjs: call(cmd, **arguments) -> the command's value;
+    an error answer raises, and no answer within the step's deadline too."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            ["node", str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=open(RESULTS / "widget-browser.log", "w"), text=True, cwd=DRIVER.parent)
+        self.answers = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.answers.put(json.loads(line))
+        self.answers.put(None)
+
+    def call(self, cmd, timeout=STEP, **arguments):
+        self.process.stdin.write(json.dumps({"cmd": cmd, "timeout": timeout * 1000,
+                                             **arguments}) + "\n")
+        self.process.stdin.flush()
+        try:
+            answer = self.answers.get(timeout=timeout + 30)  # chromium's start, first
+        except queue.Empty:
+            raise TimeoutError(f"the browser did not answer {cmd} {arguments}") from None
+        if answer is None:
+            raise RuntimeError("the browser driver exited (see .results/widget-browser.log)")
+        if not answer["ok"]:
+            raise AssertionError(f"{cmd} {arguments}: {answer['error']}")
+        return answer["value"]
+
+    def wait_text(self, selector, text, timeout=STEP):
+        self.call("wait_for_text", selector=selector, text=text, timeout=timeout)
+
+    def texts(self, selector):
+        return self.call("texts", selector=selector)
+
+    def stored_chat(self):
+        return self.call("eval", expression=f"JSON.parse(sessionStorage.getItem({STORAGE_KEY!r}))")
+
+    def close(self):
+        try:
+            self.process.stdin.write('{"cmd": "quit"}\n')
+            self.process.stdin.close()
+            self.process.wait(30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(widget_server):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    driver = Browser()
+    yield driver
+    driver.close()
+
+
+@pytest.fixture
+def agents(control):
+    """The XMPP clients a test opened; disconnected after it, and then no
+    visitor account may be left (a visitor the browser left behind goes
+    when its session's resume time, 120 s, has passed)."""
+    opened = []
+    yield opened
+    for client in opened:
+        client.disconnect()
+    wait_for(lambda: not control.registered_users(), 150,
+             "every visitor account to be removed after the test", interval=0.5)
+
+
+def login(agents, jid, password=AGENT_PASSWORD):
+    client = Client(jid, password, C2S_PORT, starttls=True)
+    agents.append(client)
+    return client
+
+
+def send_chat_state(agent, to, state):
+    async def send():
+        message = agent.xmpp.make_message(mto=to, mtype="chat")
+        message.xml.append(ET.Element(f"{{{CHATSTATES}}}{state}"))
+        message.send()
+    agent.loop.run(send())
+
+
+def chat_states(agent):
+    """A queue of the chat states (XEP-0085) the agent receives, as (from,
+    state): slixmpp's own "message" event fires for messages with a body only."""
+    states = queue.Queue()
+
+    def handle(message):
+        for child in message.xml:
+            if child.tag.startswith(f"{{{CHATSTATES}}}"):
+                states.put((str(message["from"]), child.tag.split("}")[1]))
+    agent.xmpp.register_handler(Callback("chat states", MatchXPath(
+        f"{{jabber:client}}message/{{{CHATSTATES}}}composing"), handle))
+    return states
+
+
+def conversation(browser):
+    """The messages shown, without the "You: " / "agent1: " said to screen readers."""
+    return [text.split(":", 1)[1].strip() for text in browser.texts(f"{LOG}:not(.note)")]
+
+
+def visitor_of(browser):
+    return browser.stored_chat()["jid"]
+
+
+def leaves(control, jid):
+    name = jid.split("@")[0]
+    wait_for(lambda: name not in control.registered_users(), 30,
+             f"visitor {jid}'s account to be removed")
+
+
+def test_the_widget_is_served(widget_server):
+    http = Http(widget_server)
+    status, headers, body = http.request("GET", "/clicktochat/widget.js")
+    assert status == 200 and headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert headers["Cache-Control"] == "public, max-age=3600" and len(body) < 100_000
+    status, again, _ = http.request("GET", "/clicktochat/widget.js",
+                                    headers={"If-None-Match": headers["ETag"]})
+    assert status == 304 and again["ETag"] == headers["ETag"]
+    status, headers, body = http.request("GET", "/clicktochat/demo")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert '<script src="widget.js"' in body
+    assert http.request("POST", "/clicktochat/demo", "x")[0] == 405
+
+
+def test_no_agent_is_said_in_plain_words(widget_server, control, browser):
+    browser.call("open", url=DEMO)
+    browser.call("click", selector=LAUNCHER)
+    browser.wait_text(STATUS, "Nobody is available to chat right now")
+    assert control.registered_users() == set()
+
+
+def test_chat_reload_move_and_close(widget_server, control, browser, agents):
+    agent = login(agents, AGENT1)
+    states = chat_states(agent)
+    started = time.monotonic()
+    browser.call("open", url=DEMO)
+    browser.call("click", selector=LAUNCHER)
+    browser.wait_text(STATUS, "You are chatting with agent1")
+    visitor = visitor_of(browser)
+    assert visitor.endswith(f"@{CLIENT_HOST}")
+
+    # The visitor types (the agent sees it), then sends with Enter.
+    browser.call("type", selector=INPUT, text="Hello from the browser")
+    sender, state = states.get(timeout=STEP)
+    assert (sender.split("/")[0], state) == (visitor, "composing")
+    browser.call("press", selector=INPUT, key="Enter")
+    message = agent.receive()
+    assert (str(message["from"]).split("/")[0], message["body"]) == (
+        visitor, "Hello from the browser")
+
+    # The agent types, then answers: the page shows both.
+    send_chat_state(agent, visitor, "composing")
+    browser.wait_text(TYPING, "agent1 is typing")
+    agent.send(visitor, "Hello from agent1, how can I help?")
+    browser.wait_text(f"{LOG}.agent", "Hello from agent1, how can I help?")
+    assert browser.texts(TYPING) == [""]
+    browser.call("screenshot", path=str(RESULTS / "widget.png"))
+
+    # A reload: the same session (resumed), the conversation shown again.
+    sessions = {j for j in control.connected_users() if j.startswith(visitor + "/")}
+    assert len(sessions) == 1
+    browser.call("reload")
+    browser.wait_text(STATUS, "You are chatting with agent1")
+    assert conversation(browser) == [
+        "Hello from the browser", "Hello from agent1, how can I help?"]
+    assert {j for j in control.connected_users() if j.startswith(visitor + "/")} == sessions
+    browser.call("fill", selector=INPUT, value="Still there after the reload")
+    browser.call("press", selector=INPUT, key="Enter")
+    assert agent.receive()["body"] == "Still there after the reload"
+    agent.send(visitor, "Yes, I am")
+    browser.wait_text(f"{LOG}.agent", "Yes, I am")
+
+    # Away from the site for a moment, and a message meanwhile: the next
+    # page of the site resumes the session and shows it.
+    dropped = f"Closing c2s connection for {next(iter(sessions))}: "
+    before = widget_server.count_in_log(dropped)
+    browser.call("open", url="about:blank")
+    wait_for(lambda: widget_server.count_in_log(dropped) > before, STEP,
+             "ejabberd to hold the visitor's session for resumption")
+    assert visitor.split("@")[0] in control.registered_users()
+    agent.send(visitor, "Sent while you were away")
+    browser.call("open", url=DEMO + "?page=2")
+    browser.wait_text(f"{LOG}.agent", "Sent while you were away")
+    assert conversation(browser) == [
+        "Hello from the browser", "Hello from agent1, how can I help?",
+        "Still there after the reload", "Yes, I am", "Sent while you were away"]
+    browser.wait_text(STATUS, "You are chatting with agent1")
+    browser.call("fill", selector=INPUT, value="Thanks, bye")
+    browser.call("press", selector=INPUT, key="Enter")
+    assert agent.receive()["body"] == "Thanks, bye"
+
+    # Closing ends the chat: the account is removed, the storage emptied.
+    browser.call("click", selector=CLOSE)
+    leaves(control, visitor)
+    assert browser.stored_chat() is None
+    browser.call("wait_for_selector", selector=LAUNCHER)
+    print(f"chat, reload, move and close: {time.monotonic() - started:.1f}s")
+
+
+def test_the_line_shows_the_position_then_the_agent(widget_server, control, browser, agents):
+    agent = login(agents, AGENT1)
+    # agent1's one slot taken by another visitor.
+    first = visitor_name("first")
+    status, _, body = Http(widget_server).register(first, "first-pw")
+    assert status == 201, body
+    occupant = login(agents, f"{first}@{CLIENT_HOST}", "first-pw")
+
+    browser.call("open", url=DEMO)
+    browser.call("click", selector=LAUNCHER)
+    browser.wait_text(STATUS, "You are number 1 in line")
+    assert browser.call("attribute", selector=INPUT, name="disabled") is not None
+    visitor = visitor_of(browser)
+
+    # The slot frees: the page is told its agent, and the chat begins.
+    occupant.disconnect()
+    browser.wait_text(f"{LOG}.note", "agent1 joined the chat")
+    browser.wait_text(STATUS, "You are chatting with agent1")
+    browser.call("fill", selector=INPUT, value="My turn")
+    browser.call("press", selector=INPUT, key="Enter")
+    message = agent.receive()
+    assert (str(message["from"]).split("/")[0], message["body"]) == (visitor, "My turn")
+
+    browser.call("click", selector=CLOSE)
+    leaves(control, visitor)
+    leaves(control, f"{first}@{CLIENT_HOST}")
