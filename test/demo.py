@@ -27,9 +27,11 @@ BOT_AGENT = "agent1"
 
 def sandbox():
     name = os.environ.get("DEMO_NAME", "demo")
+    # A waiting line, so that a busy desk shows the widget's place in line.
     return Sandbox(name,
                    int(os.environ.get("DEMO_C2S_PORT", "5222")),
                    int(os.environ.get("DEMO_HTTP_PORT", "5280")),
+                   {"max_waiting": 10},
                    root=f"/tmp/clicktochat-{name}", stock_config=True)
 
 
@@ -51,7 +53,8 @@ def banner(server):
     return f"""
 clicktochat demo: ejabberd 23.01 node {server.node} (files in {server.dir}),
 Debian's stock ejabberd.yml with our vhosts, module and listeners
-  HTTP API   {http}/register (POST), {http}/list (GET)
+  Widget     {http}/demo (open it in a browser: the chat button, bottom right)
+  HTTP API   {http}/register (POST), {http}/list (GET), {http}/status (GET)
   WebSocket  ws://127.0.0.1:{server.http_port}/ws
   BOSH       http://127.0.0.1:{server.http_port}/bosh
   XMPP       127.0.0.1:{server.c2s_port}, STARTTLS required (the ejabberd package's
