@@ -287,3 +287,44 @@ def test_the_line_shows_the_position_then_the_agent(widget_server, control, brow
     browser.call("click", selector=CLOSE)
     leaves(control, visitor)
     leaves(control, f"{first}@{CLIENT_HOST}")
+
+
+def test_refusals_and_an_unreachable_service_are_said_in_plain_words(
+        widget_server, control, browser, agents):
+    login(agents, AGENT1)
+    # agent1's one slot and the line of 3 taken by visitors registered over
+    # HTTP (logged in, so that they end with their sessions).
+    taken = [visitor_name("occupant")] + [visitor_name(f"waiter{i}") for i in range(3)]
+    for name in taken:
+        status, _, body = Http(widget_server).register(name, "pw")
+        assert status in (201, 202), body
+        login(agents, f"{name}@{CLIENT_HOST}", "pw")
+    browser.call("open", url=DEMO)
+    browser.call("click", selector=LAUNCHER)
+    browser.wait_text(STATUS, "the waiting line is full")
+    assert control.registered_users() == set(taken)
+
+    # Over the registration limit of the page's address: 429, in words.
+    widget_server.reload(max_registrations_per_minute=1)
+    try:
+        assert Http(widget_server).register(visitor_name("spent"), "pw")[0] == 503
+        browser.call("open", url=DEMO)
+        browser.call("click", selector=LAUNCHER)
+        browser.wait_text(STATUS, "Too many attempts")
+    finally:
+        widget_server.reload(max_registrations_per_minute=0)
+    assert control.registered_users() == set(taken)
+
+    # A service that cannot be reached (nothing listens on port 1).
+    browser.call("open", url=DEMO)
+    browser.call("eval", expression="""(() => {
+        document.querySelector('[data-clicktochat]').remove();
+        const script = document.createElement('script');
+        script.src = 'widget.js?unreachable';
+        script.dataset.service = 'http://127.0.0.1:1/clicktochat';
+        document.body.appendChild(script);
+        return true;
+    })()""")
+    browser.call("wait_for_selector", selector=LAUNCHER)
+    browser.call("click", selector=LAUNCHER)
+    browser.wait_text(STATUS, "cannot be reached")
