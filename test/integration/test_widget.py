@@ -9,6 +9,7 @@ The tests run in file order on one server: max_sessions 1, a line of 3."""
 
 import json
 import queue
+import socket
 import subprocess
 import threading
 import time
@@ -328,3 +329,88 @@ def test_refusals_and_an_unreachable_service_are_said_in_plain_words(
     browser.call("wait_for_selector", selector=LAUNCHER)
     browser.call("click", selector=LAUNCHER)
     browser.wait_text(STATUS, "cannot be reached")
+
+
+class CuttableProxy:
+    """A TCP proxy on 127.0.0.1:`port` to the HTTP listener whose connections
+    the test can cut at once, as a lost network does (no WebSocket close
+    frame, no XMPP </close>), while new connections still get through."""
+
+    def __init__(self, port, target):
+        self.target, self.links = target, []
+        self.listener = socket.create_server(("127.0.0.1", port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.links.append((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self):
+        """Ends every connection so far; returns how many there were."""
+        links, self.links = self.links, []
+        for pair in links:
+            for sock in pair:
+                # shutdown wakes the pump blocked in recv (a bare close would
+                # leave the socket open under it); then both peers see the
+                # connection end without a goodbye.
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+        return len(links)
+
+    def close(self):
+        self.listener.close()
+        self.cut()
+
+
+PROXY_PORT = 15300   # the widget's WebSocket, through CuttableProxy
+
+
+def test_a_lost_connection_is_said_and_the_chat_goes_on(widget_server, control, browser, agents):
+    agent = login(agents, AGENT1)
+    proxy = CuttableProxy(PROXY_PORT, HTTP_PORT)
+    try:
+        browser.call("open", url=DEMO)
+        browser.call("eval", expression=f"""(() => {{
+            document.querySelector('[data-clicktochat]').remove();
+            const script = document.createElement('script');
+            script.src = 'widget.js?proxied';
+            script.dataset.websocket = 'ws://127.0.0.1:{PROXY_PORT}/ws';
+            document.body.appendChild(script);
+            return true;
+        }})()""")
+        browser.call("wait_for_selector", selector=LAUNCHER)
+        browser.call("click", selector=LAUNCHER)
+        browser.wait_text(STATUS, "You are chatting with agent1")
+        visitor = visitor_of(browser)
+        assert proxy.cut() >= 1
+        browser.wait_text(STATUS, "Connection lost")
+        # xmpp.js reconnects through the proxy and resumes the same session.
+        browser.wait_text(STATUS, "You are chatting with agent1", timeout=60)
+        assert visitor.split("@")[0] in control.registered_users()
+        browser.call("fill", selector=INPUT, value="Back after the cut")
+        browser.call("press", selector=INPUT, key="Enter")
+        assert agent.receive()["body"] == "Back after the cut"
+        agent.send(visitor, "Welcome back")
+        browser.wait_text(f"{LOG}.agent", "Welcome back")
+        browser.call("click", selector=CLOSE)
+        leaves(control, visitor)
+    finally:
+        proxy.close()
