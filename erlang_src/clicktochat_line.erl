@@ -52,16 +52,23 @@ hand_over(#instance{client_host = C} = Instance, LUser, Agent) ->
             clicktochat_rotation:release(Instance, Agent, none)
     end.
 
+%% A visitor the server never told learnt its position from its 202: it
+%% hears again only once it has moved.
 tell_positions(#instance{client_host = C, rotation = R}, Moved, Told) ->
+    Tell = fun(LUser, Position, Estimate, Acc) ->
+                   clicktochat_notices:waiting(C, LUser, Position, Estimate),
+                   Acc#{LUser => Position}
+           end,
     lists:foldl(
       fun({LUser, Position, Estimate}, Acc) ->
-              Last = maps:get(LUser, Told, told_by_its_202),
-              case Last == Position orelse
-                  (Last == told_by_its_202 andalso not sets:is_element(LUser, Moved)) of
-                  true when Last == told_by_its_202 -> Acc;
-                  true -> Acc#{LUser => Last};
-                  false -> clicktochat_notices:waiting(C, LUser, Position, Estimate),
-                           Acc#{LUser => Position}
+              case maps:find(LUser, Told) of
+                  {ok, Position} -> Acc#{LUser => Position};
+                  {ok, _Before} -> Tell(LUser, Position, Estimate, Acc);
+                  error ->
+                      case sets:is_element(LUser, Moved) of
+                          true -> Tell(LUser, Position, Estimate, Acc);
+                          false -> Acc
+                      end
               end
       end, #{}, clicktochat_nif:line(R)).
 
