@@ -173,6 +173,22 @@ def leaves(control, jid):
              f"visitor {jid}'s account to be removed")
 
 
+def open_widget_with(browser, **data):
+    """The demo page with its widget swapped for one configured with `data`
+    (data-<key> attributes, as a page would write them), opened."""
+    browser.call("open", url=DEMO)
+    browser.call("eval", expression=f"""(() => {{
+        document.querySelector('[data-clicktochat]').remove();
+        const script = document.createElement('script');
+        script.src = 'widget.js?swapped';
+        Object.assign(script.dataset, {json.dumps(data)});
+        document.body.appendChild(script);
+        return true;
+    }})()""")
+    browser.call("wait_for_selector", selector=LAUNCHER)
+    browser.call("click", selector=LAUNCHER)
+
+
 def test_the_widget_is_served(widget_server):
     http = Http(widget_server)
     status, headers, body = http.request("GET", "/clicktochat/widget.js")
@@ -317,17 +333,7 @@ def test_refusals_and_an_unreachable_service_are_said_in_plain_words(
     assert control.registered_users() == set(taken)
 
     # A service that cannot be reached (nothing listens on port 1).
-    browser.call("open", url=DEMO)
-    browser.call("eval", expression="""(() => {
-        document.querySelector('[data-clicktochat]').remove();
-        const script = document.createElement('script');
-        script.src = 'widget.js?unreachable';
-        script.dataset.service = 'http://127.0.0.1:1/clicktochat';
-        document.body.appendChild(script);
-        return true;
-    })()""")
-    browser.call("wait_for_selector", selector=LAUNCHER)
-    browser.call("click", selector=LAUNCHER)
+    open_widget_with(browser, service="http://127.0.0.1:1/clicktochat")
     browser.wait_text(STATUS, "cannot be reached")
 
 
@@ -387,17 +393,7 @@ def test_a_lost_connection_is_said_and_the_chat_goes_on(widget_server, control, 
     agent = login(agents, AGENT1)
     proxy = CuttableProxy(PROXY_PORT, HTTP_PORT)
     try:
-        browser.call("open", url=DEMO)
-        browser.call("eval", expression=f"""(() => {{
-            document.querySelector('[data-clicktochat]').remove();
-            const script = document.createElement('script');
-            script.src = 'widget.js?proxied';
-            script.dataset.websocket = 'ws://127.0.0.1:{PROXY_PORT}/ws';
-            document.body.appendChild(script);
-            return true;
-        }})()""")
-        browser.call("wait_for_selector", selector=LAUNCHER)
-        browser.call("click", selector=LAUNCHER)
+        open_widget_with(browser, websocket=f"ws://127.0.0.1:{PROXY_PORT}/ws")
         browser.wait_text(STATUS, "You are chatting with agent1")
         visitor = visitor_of(browser)
         assert proxy.cut() >= 1
