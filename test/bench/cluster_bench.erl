@@ -1,4 +1,4 @@
-%%% What a node that does not own the rotation pays for a pick + release:
+%%% What a node that does not own the rotation pays for an enter + release:
 %%% two erpc calls to the owner node, each making the NIF call there (what
 %%% clicktochat_rotation does), against the owner's own direct NIF calls,
 %%% in one run (A B A B). The owner is a peer node on this machine, so the
@@ -38,7 +38,7 @@ main(Args) ->
                                                                         {erpc, Remote},
                                                                         {ping, Ping}]],
     Best = fun(Name) -> lists:min([T || {N, T} <- Results, N == Name]) end,
-    io:format("pick + release, ~b pairs, ~b agents~n", [Pairs, ?AGENTS]),
+    io:format("enter + release, ~b pairs, ~b agents~n", [Pairs, ?AGENTS]),
     io:format("on the owner (direct NIF)   ~8.2f us/pair~n", [Best(owner)]),
     io:format("from another node (erpc)    ~8.2f us/pair  ~.1fx the owner's~n",
               [Best(erpc), Best(erpc) / Best(owner)]),
