@@ -11,7 +11,7 @@
 -define(NIFS,
         [new/3, enter/2, release/3, leave/2,
          resource_available/3, resource_unavailable/3, restore/2, restore_waiting/2,
-         pass_on/3, availability/1, status/1, line/1, queue/1, loads/1,
+         pass_on/3, status/1, line/1, queue/1, loads/1,
          parse_registration/1, parse_registration_json/1,
          render_register_ok/3, render_register_waiting/4, render_list/2,
          render_status/4, render_error/3,
@@ -91,12 +91,9 @@ restore_waiting(_Desk, _Visitor) -> not_loaded().
 -spec pass_on(desk(), visitor(), agent()) -> {ok, agent()} | none.
 pass_on(_Desk, _Visitor, _FromAgent) -> not_loaded().
 
-%% Agents taking visitors (available presence) and their free slots. O(1).
--spec availability(desk()) -> {non_neg_integer(), non_neg_integer()}.
-availability(_Desk) -> not_loaded().
-
-%% availability/1, the line's length and a newcomer's estimate (0 when it
-%% would be served at once). O(1).
+%% Agents taking visitors (available presence), their free slots, the
+%% line's length and a newcomer's estimate (0 when it would be served at
+%% once). O(1).
 -spec status(desk()) ->
           {non_neg_integer(), non_neg_integer(), non_neg_integer(), estimate()}.
 status(_Desk) -> not_loaded().
@@ -135,8 +132,8 @@ render_list(_Format, _Usernames) -> not_loaded().
 -spec render_register_waiting(format(), binary(), pos_integer(), estimate()) -> binary().
 render_register_waiting(_Format, _From, _Position, _Estimate) -> not_loaded().
 
-%% GET /status: availability/1's answer, the waiting line's length and a
-%% newcomer's estimate, as status/1 gives them (left out when undefined).
+%% GET /status: {AgentsAvailable, FreeSlots}, the waiting line's length and
+%% a newcomer's estimate, as status/1 gives them (left out when undefined).
 -spec render_status(format(), {non_neg_integer(), non_neg_integer()}, non_neg_integer(),
                     estimate()) -> binary().
 render_status(_Format, _Availability, _Waiting, _Estimate) -> not_loaded().

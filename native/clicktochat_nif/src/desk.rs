@@ -151,13 +151,6 @@ fn pass_on<'a>(env: Env<'a>, desk: Handle, visitor: &str, from_agent: &str) -> T
     }
 }
 
-/// `{AgentsAvailable, FreeSlots}`, kept up to date by every change: O(1).
-#[rustler::nif]
-fn availability(desk: Handle) -> (u32, u64) {
-    let availability = desk.with(|d, _| d.availability());
-    (availability.agents_available, availability.free_slots)
-}
-
 /// `{AgentsAvailable, FreeSlots, Waiting, Estimate}`: O(1).
 #[rustler::nif]
 fn status(desk: Handle) -> (u32, u64, u64, Estimate) {

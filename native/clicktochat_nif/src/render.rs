@@ -44,9 +44,9 @@ fn render_register_waiting(
     }
 }
 
-/// `GET /status`: `{AgentsAvailable, FreeSlots}` as `availability/1` gives
-/// them, the waiting line's length and a newcomer's estimated wait, as
-/// `status/1` gives them (`undefined`: left out).
+/// `GET /status`: `{AgentsAvailable, FreeSlots}`, the waiting line's
+/// length and a newcomer's estimated wait, as `status/1` gives them
+/// (`undefined`: left out).
 #[rustler::nif]
 fn render_status(
     BadArg(format): BadArg<Format>,
