@@ -223,7 +223,11 @@ open_archive(ClientHost, Opts) ->
     Store = case gen_mod:get_opt(store, Opts) of
                 embedded -> embedded;
                 riak -> {riak, gen_mod:get_opt(riak_cluster, Opts),
-                         gen_mod:get_opt(riak_bucket, Opts)}
+                         gen_mod:get_opt(riak_bucket, Opts),
+                         gen_mod:get_opt(riak_max_value_size, Opts),
+                         %% At most an hour (the option is a timeout).
+                         min(gen_mod:get_opt(riak_push_interval, Opts),
+                             timer:hours(1))}
             end,
     case clicktochat_nif:archive_open(unicode:characters_to_binary(Path), Store) of
         {ok, Archive} -> Archive;

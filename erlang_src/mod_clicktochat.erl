@@ -90,6 +90,8 @@ mod_opt_type(visitor_ttl) -> econf:timeout(second);
 mod_opt_type(store) -> econf:enum([embedded, riak]);
 mod_opt_type(riak_cluster) -> econf:non_empty(econf:list(econf:binary("^[^:]+:[0-9]+$")));
 mod_opt_type(riak_bucket) -> econf:binary("^.+$");
+mod_opt_type(riak_max_value_size) -> econf:int(4096, 64 * 1024 * 1024);
+mod_opt_type(riak_push_interval) -> econf:timeout(second);
 mod_opt_type(conversations_access) -> econf:acl();
 mod_opt_type(config_file) -> econf:file();
 mod_opt_type(max_registrations_per_minute) -> econf:non_neg_int();
@@ -108,6 +110,8 @@ mod_options(_Host) ->
      {store, embedded},
      {riak_cluster, undefined},
      {riak_bucket, <<"clicktochat">>},
+     {riak_max_value_size, 512 * 1024},
+     {riak_push_interval, timer:seconds(1)},
      {conversations_access, undefined},
      {config_file, undefined},
      {max_registrations_per_minute, 60},
@@ -154,6 +158,19 @@ mod_doc() ->
             #{value => "Bucket",
               desc => <<"Riak bucket of the archive. "
                         "The default value is clicktochat.">>}},
+           {riak_max_value_size,
+            #{value => "Bytes",
+              desc => <<"The most bytes one Riak value of an agent's archive "
+                        "holds: past it, the older part is sealed under "
+                        "Agent/1, Agent/2, ... (4096 to 64 MiB). "
+                        "The default value is 524288.">>}},
+           {riak_push_interval,
+            #{value => "timeout()",
+              desc => <<"The shortest time between two rounds of pushes to "
+                        "Riak: messages committed meanwhile wait in the local "
+                        "outbox (and are read from there), so that one get and "
+                        "put of an agent's value carry many of them. "
+                        "The default value is 1 second.">>}},
            {conversations_access,
             #{value => "AccessName",
               desc => <<"Access rule (matched against the client's IP address) "

@@ -2,7 +2,9 @@
 speaking Riak's Protocol Buffers protocol, test/riak_standin.py): two ejabberd
 nodes race on one agent key and their siblings get merged; the stored value
 is the seed's structure for binary_to_term; a Riak outage during a burst of
-messages loses and duplicates nothing. Own servers, own ports."""
+messages loses and duplicates nothing; an agent's archive far past
+riak_max_value_size is split into bounded values that read back whole. Own
+servers, own ports."""
 
 import base64
 import json
@@ -21,15 +23,16 @@ AGENT_KEY = agent_jid("agent1")
 
 
 class StandIn:
-    def __init__(self, data):
+    def __init__(self, data, port=RIAK_PORT):
         self.data = data
+        self.port = port
         self.process = None
         # The first start makes the first two writers (one per node) race.
         self.stale_reads_until = 2
 
     def start(self):
         self.process = subprocess.Popen(
-            ["/usr/bin/python3", str(REPO / "test/riak_standin.py"), "--port", str(RIAK_PORT),
+            ["/usr/bin/python3", str(REPO / "test/riak_standin.py"), "--port", str(self.port),
              "--data", str(self.data), "--stale-reads-until", str(self.stale_reads_until)],
             stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()  # printed once it listens
@@ -164,7 +167,7 @@ def test_riak_outage_during_a_burst_loses_and_duplicates_nothing(riak):
         stand_in.stop()
         burst(10, 20)
         # The writer has met the outage and keeps the entries in its outbox.
-        status = wait_for(lambda: (s := archive_status(server_a))["archive_outbox_keys"] != "0"
+        status = wait_for(lambda: (s := archive_status(server_a))["archive_outbox_entries"] != "0"
                           and s["archive_last_error"].startswith("riak") and s, 30,
                           "the writer to report Riak unreachable with entries waiting")
         assert int(status["archive_committed_entries"]) >= 20
@@ -179,8 +182,57 @@ def test_riak_outage_during_a_burst_loses_and_duplicates_nothing(riak):
             return mine and len(mine[0][2]) >= len(sent) and mine[0]
         record = wait_for(stored, 90, "every message of the burst to reach Riak")
         assert messages_of(record[2]) == sent
-        wait_for(lambda: archive_status(server_a)["archive_outbox_keys"] == "0", 30,
+        wait_for(lambda: archive_status(server_a)["archive_outbox_entries"] == "0", 30,
                  "the outbox to be empty once everything is in Riak")
     finally:
         agent.disconnect()
         visitor.disconnect()
+
+
+BOUNDED_RIAK_PORT = 15324
+
+
+def test_an_agent_far_past_the_value_bound_is_kept_in_bounded_values(tmp_path):
+    stand_in = StandIn(tmp_path / "data.json", BOUNDED_RIAK_PORT)
+    stand_in.stale_reads_until = 0
+    stand_in.start()
+    server = Sandbox("riak_bounded", 15322, 15323, {
+        "store": "riak", "riak_cluster": f'["127.0.0.1:{BOUNDED_RIAK_PORT}"]',
+        "riak_bucket": "clicktochat", "riak_max_value_size": 4096})
+    try:
+        with server.serving([("agent1", HELPDESK_HOST, AGENT_PASSWORD)]):
+            agent, visitor = agent_and_visitor(server, "visitor_bounded")
+            visitor_jid = f"visitor_bounded@{CLIENT_HOST}"
+            try:
+                sent = []
+                for i in range(300):
+                    text = f"bounded {i:04} | ^ % " + "z" * 60
+                    visitor.send(AGENT_KEY, text)
+                    sent.append((visitor_jid, AGENT_KEY, text))
+                wait_for(lambda: (s := archive_status(server))["archive_committed_entries"] == "300"
+                         and s["archive_outbox_entries"] == "0", 60,
+                         "all 300 messages committed and pushed to Riak")
+            finally:
+                agent.disconnect()
+                visitor.disconnect()
+            keys = [AGENT_KEY] + [f"{AGENT_KEY}/{n}" for n in range(1, 100)]
+            values = []
+            for key in keys:
+                siblings = stand_in.siblings(key)
+                if not siblings:
+                    break
+                values += siblings
+            assert len(values) >= 5, len(values)
+            stored = []
+            for value in values:
+                assert len(value) <= 4096, len(value)
+                for _, user, entries in seed_structure(value):
+                    assert user == visitor_jid
+                    stored += entries
+            assert sorted(messages_of(stored)) == sorted(sent)
+            # Read through the API: every value gathered, in order.
+            records = conversations(Http(server), AGENT_KEY)
+            assert len(records) == 1
+            assert [entry[1:] for entry in records[0][2]] == sent
+    finally:
+        stand_in.stop()

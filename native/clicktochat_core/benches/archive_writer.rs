@@ -1,81 +1,351 @@
-//! What archiving a message costs, end to end through the writer thread:
-//! messages handed to an embedded archive as the capture hook does, then
-//! `sync` (everything committed, fsync included), for conversations of
-//! growing length. The time is wall-clock over the whole burst divided by
-//! the messages: the writer's cost per message when it is kept busy, which
-//! is what bounds a node's archiving throughput. `cargo bench -p
-//! clicktochat_core --bench archive_writer` (part of `make bench`).
+//! What archiving a message costs against the length of its conversation,
+//! end to end through the writer thread: messages handed to an embedded
+//! archive as the capture hook does, then `sync` (everything committed,
+//! fsync included). Conversations of 10 to 100 000 messages, 16 at a time
+//! (each with its own agent, as on a busy desk) whose messages interleave;
+//! when they have all reached the length, the next 16 begin. A run is
+//! 100 000 messages, or 16 conversations' worth when that is more.
+//!
+//! The alternative, in the same run, interleaved (new, old, new, old): the
+//! previous layout, reproduced here as it was written (one key per
+//! conversation: the writer appended each message to its pending records,
+//! then each batch decoded, merged and re-encoded the whole conversation).
+//!
+//! Figures: CPU per message (the whole process: the writer thread does
+//! almost all of it; the sender only hands messages over), wall time per
+//! message, and the commit lag (from the last message handed over to
+//! `sync`'s return) of the burst. `cargo bench -p clicktochat_core --bench
+//! archive_writer [-- JSON_PATH]` (part of `make bench`, which passes
+//! _build/bench/archive.json).
 
 use clicktochat_core::archive::{Archive, ArchiveConfig, Conversation, Direction, StoreConfig};
+use clicktochat_core::conversation::Entry;
+use clicktochat_core::records::{decode_archive, encode_archive, merge, Record};
+use redb::{Database, ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const MESSAGES: usize = 20_000;
+/// Messages in a run of the current layout, at least.
+const MESSAGES: usize = 100_000;
+/// Conversations going on at once.
+const AT_ONCE: usize = 16;
+/// Messages in a run of the previous layout, whose cost grows with the
+/// conversation: enough for a stable figure, few enough to end.
+const OLD_MESSAGES: usize = 20_000;
+const OLD_LENGTHS: [usize; 4] = [10, 100, 1_000, 10_000];
+const LENGTHS: [usize; 5] = [10, 100, 1_000, 10_000, 100_000];
 const AGENTS: usize = 50;
+const ROUNDS: usize = 2;
+/// Messages handed over before waiting for the writer to commit them.
+const PACE: usize = 20_000;
+const TEXT: &str = "Hello, I have a question about my order number 123456789.";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    EntryPerKey,
+    ConversationPerKey,
+}
+
+/// A conversation length, its run with the current layout, and with the
+/// previous one (not run past OLD_LENGTHS).
+type Row = (usize, Run, Option<Run>);
+
+struct Run {
+    cpu_us_per_message: f64,
+    wall_us_per_message: f64,
+    lag_ms: f64,
+}
 
 fn main() {
-    println!("archive writer, embedded store, {MESSAGES} messages of 60 bytes a burst");
+    let json = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     println!(
-        "{:>22} {:>14} {:>14}",
-        "messages/conversation", "us/message", "msg/s"
+        "archive writer, embedded store, messages of {} bytes, {} agents; \
+         CPU = the whole process",
+        TEXT.len(),
+        AGENTS
     );
-    for per_conversation in [10, 100, 1_000, 10_000] {
-        let runs: Vec<Duration> = (0..3).map(|run| burst(per_conversation, run)).collect();
-        let best = runs.into_iter().min().unwrap_or_default();
-        let per_message = best.as_secs_f64() * 1e6 / MESSAGES as f64;
-        println!(
-            "{per_conversation:>22} {per_message:>14.2} {:>14.0}",
-            1e6 / per_message
-        );
+    println!(
+        "{:>13} {:>22} {:>12} {:>12} {:>10}",
+        "messages/conv", "layout", "CPU us/msg", "wall us/msg", "lag ms"
+    );
+    let mut rows = Vec::new();
+    for length in LENGTHS {
+        let mut new_runs = Vec::new();
+        let mut old_runs = Vec::new();
+        for _ in 0..ROUNDS {
+            new_runs.push(burst(
+                Layout::EntryPerKey,
+                length,
+                MESSAGES.max(AT_ONCE * length),
+                true,
+            ));
+            if OLD_LENGTHS.contains(&length) {
+                old_runs.push(burst(
+                    Layout::ConversationPerKey,
+                    length,
+                    OLD_MESSAGES,
+                    true,
+                ));
+            }
+        }
+        let new = best(new_runs);
+        print_row(length, "entry per key (now)", &new);
+        let old = (!old_runs.is_empty()).then(|| best(old_runs));
+        if let Some(old) = &old {
+            print_row(length, "conversation per key", old);
+        }
+        rows.push((length, new, old));
+    }
+    // The commit lag of a burst of 100 000 messages handed over as fast as
+    // a loop can (far faster than ejabberd routes them).
+    let lag = best(
+        (0..ROUNDS)
+            .map(|_| burst(Layout::EntryPerKey, MESSAGES, MESSAGES, false))
+            .collect(),
+    )
+    .lag_ms;
+    println!("commit lag after a burst of {MESSAGES} messages handed over at once: {lag:.0} ms");
+    let (flat_min, flat_max) = rows.iter().fold((f64::MAX, 0f64), |(lo, hi), (_, r, _)| {
+        (lo.min(r.cpu_us_per_message), hi.max(r.cpu_us_per_message))
+    });
+    println!(
+        "entry per key: CPU per message from {} to {} messages a conversation: \
+         max/min = {:.2}",
+        LENGTHS[0],
+        LENGTHS[LENGTHS.len() - 1],
+        flat_max / flat_min
+    );
+    for (length, new, old) in &rows {
+        if let Some(old) = old {
+            println!(
+                "{length:>6} messages a conversation: previous layout / now = {:.1}x CPU",
+                old.cpu_us_per_message / new.cpu_us_per_message
+            );
+        }
+    }
+    if let Some(path) = json {
+        write_json(Path::new(&path), &rows, lag);
     }
 }
 
-/// One burst on a fresh file: conversations of `per_conversation`
-/// messages, each visitor with one of AGENTS agents, visitor and agent in
-/// turn.
-fn burst(per_conversation: usize, run: usize) -> Duration {
+fn print_row(length: usize, layout: &str, run: &Run) {
+    println!(
+        "{length:>13} {layout:>22} {:>12.2} {:>12.2} {:>10.1}",
+        run.cpu_us_per_message, run.wall_us_per_message, run.lag_ms
+    );
+}
+
+/// The run with the least CPU (the least disturbed by the rest of the
+/// machine).
+fn best(runs: Vec<Run>) -> Run {
+    runs.into_iter()
+        .min_by(|a, b| a.cpu_us_per_message.total_cmp(&b.cpu_us_per_message))
+        .expect("at least one run")
+}
+
+fn write_json(path: &Path, rows: &[Row], lag: f64) {
+    let series = |pick: &dyn Fn(&Row) -> Option<f64>| -> String {
+        rows.iter()
+            .filter_map(|row| pick(row).map(|y| format!("{{\"x\": {}, \"y\": {y:.3}}}", row.0)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let text = format!(
+        "{{\"name\": \"archive writer\", \"x\": \"messages in one conversation\", \
+         \"y\": \"CPU us per archived message\", \
+         \"series\": [{{\"label\": \"entry per key (now)\", \"points\": [{}]}}, \
+         {{\"label\": \"conversation per key (before)\", \"points\": [{}]}}], \
+         \"wall_us\": [{}], \"lag_ms_after_100000_burst\": {lag:.1}}}\n",
+        series(&|(_, new, _)| Some(new.cpu_us_per_message)),
+        series(&|(_, _, old)| old.as_ref().map(|o| o.cpu_us_per_message)),
+        series(&|(_, new, _)| Some(new.wall_us_per_message)),
+    );
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(path, text).expect("write the JSON figures");
+}
+
+/// User + system CPU of this process, from /proc/self/stat.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+    // Linux reports in USER_HZ, 100 a second on every architecture Debian
+    // builds for.
+    Duration::from_millis(ticks * 10)
+}
+
+fn fresh_dir(layout: Layout, length: usize) -> PathBuf {
+    let tag = if layout == Layout::EntryPerKey {
+        "new"
+    } else {
+        "old"
+    };
     let dir = std::env::temp_dir().join(format!(
-        "clicktochat-writer-bench-{}-{per_conversation}-{run}",
+        "clicktochat-writer-bench-{}-{tag}-{length}",
         std::process::id()
     ));
-    let archive = Archive::open(ArchiveConfig {
-        path: dir.join("archive.redb"),
-        store: StoreConfig::Embedded,
-    })
-    .expect("open the archive");
-    let conversations = MESSAGES / per_conversation;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    dir
+}
+
+/// `messages` messages in conversations of `length`, up to AT_ONCE of them
+/// at a time; `pace`: waiting for the writer every PACE messages.
+fn burst(layout: Layout, length: usize, messages: usize, pace: bool) -> Run {
+    let dir = fresh_dir(layout, length);
+    let conversations = (messages / length).max(1);
+    let at_once = conversations.min(AT_ONCE);
     let visitors: Vec<String> = (0..conversations)
         .map(|i| format!("visitor{i:06}@clients.example.com"))
         .collect();
     let agents: Vec<String> = (0..AGENTS)
         .map(|i| format!("agent{i:03}@helpdesk.example.com"))
         .collect();
-    let text = "Hello, I have a question about my order number 123456789.";
-    let start = Instant::now();
-    for i in 0..MESSAGES {
-        // Conversations interleave, as they do on a busy desk.
-        let c = i % conversations;
+    let mut sink: Box<dyn Sink> = match layout {
+        Layout::EntryPerKey => Box::new(
+            Archive::open(ArchiveConfig {
+                path: dir.join("archive.redb"),
+                store: StoreConfig::Embedded,
+            })
+            .expect("open the archive"),
+        ),
+        Layout::ConversationPerKey => Box::new(ConversationPerKey::open(&dir.join("old.redb"))),
+    };
+    let (cpu, start) = (process_cpu(), Instant::now());
+    for i in 0..messages {
+        let (group, within) = (i / (at_once * length), i % (at_once * length));
+        let c = (group * at_once + within % at_once).min(conversations - 1);
         let conversation = Conversation {
             visitor: &visitors[c],
             agent: &agents[c % AGENTS],
             start_us: 1_795_612_320_000_000 + c as i64,
         };
-        let direction = if (i / conversations).is_multiple_of(2) {
+        let direction = if (within / at_once).is_multiple_of(2) {
             Direction::FromVisitor
         } else {
             Direction::FromAgent
         };
-        archive.message(
-            &conversation,
-            direction,
-            text,
-            1_795_612_400_000_000 + i as i64,
-        );
+        sink.message(&conversation, direction, 1_795_612_400_000_000 + i as i64);
+        // Messages arrive at the pace the writer takes them (ejabberd routes
+        // them far slower than this loop hands them over): without this, a
+        // run of a million would measure a backlog of a million in memory.
+        if pace && (i + 1) % PACE == 0 {
+            sink.sync();
+        }
     }
-    archive
-        .sync(Duration::from_secs(600))
-        .expect("everything committed");
-    let elapsed = start.elapsed();
-    archive.close();
+    let handed_over = Instant::now();
+    sink.sync();
+    let (wall, cpu) = (start.elapsed(), process_cpu().saturating_sub(cpu));
+    let lag = handed_over.elapsed();
+    drop(sink);
     let _ = std::fs::remove_dir_all(&dir);
-    elapsed
+    Run {
+        cpu_us_per_message: cpu.as_secs_f64() * 1e6 / messages as f64,
+        wall_us_per_message: wall.as_secs_f64() * 1e6 / messages as f64,
+        lag_ms: lag.as_secs_f64() * 1e3,
+    }
+}
+
+trait Sink {
+    fn message(&mut self, conversation: &Conversation, direction: Direction, time_us: i64);
+    fn sync(&mut self);
+}
+
+impl Sink for Archive {
+    fn message(&mut self, conversation: &Conversation, direction: Direction, time_us: i64) {
+        Archive::message(self, conversation, direction, TEXT, time_us);
+    }
+
+    fn sync(&mut self) {
+        Archive::sync(self, Duration::from_secs(600)).expect("everything committed");
+    }
+}
+
+/// The previous layout, as its writer did it, batches of the writer's
+/// largest size (a burst outruns the writer, so batches are full).
+struct ConversationPerKey {
+    db: Database,
+    pending: BTreeMap<String, Vec<Record>>,
+    pending_count: usize,
+}
+
+const OLD_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("conversations");
+const OLD_BATCH: usize = 4096;
+
+impl ConversationPerKey {
+    fn open(path: &Path) -> ConversationPerKey {
+        ConversationPerKey {
+            db: Database::create(path).expect("old layout file"),
+            pending: BTreeMap::new(),
+            pending_count: 0,
+        }
+    }
+
+    fn save(&mut self) {
+        let txn = self.db.begin_write().expect("txn");
+        {
+            let mut table = txn.open_table(OLD_TABLE).expect("table");
+            for (agent, records) in std::mem::take(&mut self.pending) {
+                for record in records {
+                    let start = (record.start_us as u64) ^ (1 << 63);
+                    let key = format!("{agent}\0{start:020}\0{}", record.user);
+                    let mut stored = match table.get(key.as_str()).expect("get") {
+                        Some(value) => decode_archive(value.value()).expect("decode"),
+                        None => Vec::new(),
+                    };
+                    merge(&mut stored, vec![record]);
+                    table
+                        .insert(key.as_str(), encode_archive(&stored).as_slice())
+                        .expect("insert");
+                }
+            }
+        }
+        txn.commit().expect("commit");
+        self.pending_count = 0;
+    }
+}
+
+impl Sink for ConversationPerKey {
+    fn message(&mut self, conversation: &Conversation, direction: Direction, time_us: i64) {
+        let (from, to) = match direction {
+            Direction::FromVisitor => (conversation.visitor, conversation.agent),
+            Direction::FromAgent => (conversation.agent, conversation.visitor),
+        };
+        let records = self
+            .pending
+            .entry(conversation.agent.to_owned())
+            .or_default();
+        // What `records::append` did for each message.
+        merge(
+            records,
+            vec![Record {
+                start_us: conversation.start_us,
+                user: conversation.visitor.to_owned(),
+                entries: vec![Entry {
+                    time_us,
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                    msg: TEXT.to_owned(),
+                }],
+            }],
+        );
+        self.pending_count += 1;
+        if self.pending_count == OLD_BATCH {
+            self.save();
+        }
+    }
+
+    fn sync(&mut self) {
+        if self.pending_count > 0 {
+            self.save();
+        }
+    }
 }

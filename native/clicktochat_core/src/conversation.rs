@@ -148,15 +148,20 @@ fn field_value(field: &str, position: usize) -> Result<&str, CodecError> {
     Ok(value)
 }
 
+/// Copies `value` in runs between the three special characters (all ASCII,
+/// so never inside a multi-byte character), not character by character.
 fn push_escaped(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '|' => out.push_str("%7C"),
-            '^' => out.push_str("%5E"),
-            other => out.push(other),
-        }
+    let mut rest = value;
+    while let Some(at) = rest.find(['%', '|', '^']) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'%' => "%25",
+            b'|' => "%7C",
+            _ => "%5E",
+        });
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
 }
 
 fn unescape(value: &str, field: &'static str) -> Result<String, CodecError> {

@@ -278,17 +278,68 @@ pub fn merge(into: &mut Vec<Record>, other: Vec<Record>) {
     );
 }
 
-/// Adds `entries` to the conversation `(start_us, user)`, creating it if
-/// needed: [`merge`] with that one record.
-pub fn append(into: &mut Vec<Record>, start_us: i64, user: &str, entries: Vec<Entry>) {
-    merge(
-        into,
-        vec![Record {
-            start_us,
-            user: user.to_owned(),
-            entries,
-        }],
-    );
+/// The archive's encoded size, given as the parts [`split_bounded`] counts:
+/// at most `ARCHIVE_BYTES`, plus `record_bytes` a record, plus
+/// `entry_bytes` an entry (an upper bound of what [`encode_archive`] writes:
+/// the list, tuple, atom and binary headers of the seed's structure).
+const ARCHIVE_BYTES: usize = 32;
+
+fn record_bytes(record: &Record) -> usize {
+    // Three {Key, Value} pairs in a list, the start as RFC 3339 text (at
+    // most 40 bytes whatever the year) and the user's JID.
+    96 + record.user.len()
+}
+
+fn entry_bytes(text: &str) -> usize {
+    // BINARY_EXT: tag, 4-byte length, the bytes.
+    5 + text.len()
+}
+
+/// Cuts `records` (as [`merge`] leaves them: ordered) into consecutive
+/// pieces whose [`encode_archive`] stays within `max_bytes`, records and
+/// entries in their order; a record may be cut across two pieces (as a set
+/// the union of the pieces is `records`: [`merge`] puts them back
+/// together). Nothing is refused: an entry too large for any piece gets a
+/// piece of its own. No piece is empty; none at all for no records.
+pub fn split_bounded(records: Vec<Record>, max_bytes: usize) -> Vec<Vec<Record>> {
+    let mut pieces = Vec::new();
+    let mut piece: Vec<Record> = Vec::new();
+    let mut size = ARCHIVE_BYTES;
+    for record in records {
+        let header = record_bytes(&record);
+        let mut part = Record {
+            start_us: record.start_us,
+            user: record.user.clone(),
+            entries: Vec::new(),
+        };
+        if size + header > max_bytes && !piece.is_empty() {
+            pieces.push(std::mem::take(&mut piece));
+            size = ARCHIVE_BYTES;
+        }
+        size += header;
+        for entry in record.entries {
+            let bytes = entry_bytes(&entry.encode());
+            if size + bytes > max_bytes && !(piece.is_empty() && part.entries.is_empty()) {
+                if !part.entries.is_empty() {
+                    let next = Record {
+                        start_us: part.start_us,
+                        user: part.user.clone(),
+                        entries: Vec::new(),
+                    };
+                    piece.push(std::mem::replace(&mut part, next));
+                }
+                pieces.push(std::mem::take(&mut piece));
+                size = ARCHIVE_BYTES + header;
+            }
+            size += bytes;
+            part.entries.push(entry);
+        }
+        piece.push(part);
+    }
+    if !piece.is_empty() {
+        pieces.push(piece);
+    }
+    pieces
 }
 
 /// First occurrences only, then a stable sort by time.
@@ -571,26 +622,6 @@ mod tests {
         assert_eq!(
             archive[0].entries,
             vec![entry(4, "w"), entry(5, "x"), entry(5, "y"), entry(5, "z")]
-        );
-    }
-
-    #[test]
-    fn append_adds_to_one_conversation() {
-        let mut archive = Vec::new();
-        append(&mut archive, 10, "a@c", vec![entry(11, "hi")]);
-        append(
-            &mut archive,
-            10,
-            "a@c",
-            vec![entry(12, "hello"), entry(11, "hi")],
-        );
-        append(&mut archive, 5, "z@c", vec![]);
-        assert_eq!(
-            archive,
-            vec![
-                record(5, "z@c", vec![]),
-                record(10, "a@c", vec![entry(11, "hi"), entry(12, "hello")]),
-            ]
         );
     }
 }

@@ -4,7 +4,7 @@
 //! associative and idempotent exactly).
 
 use clicktochat_core::conversation::Entry;
-use clicktochat_core::records::{append, decode_archive, encode_archive, merge, Record};
+use clicktochat_core::records::{decode_archive, encode_archive, merge, split_bounded, Record};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -171,17 +171,36 @@ proptest! {
     }
 
     #[test]
-    fn append_is_merge_with_one_record(
-        a in colliding_archive(),
-        start_us in 0i64..3,
-        user in prop::sample::select(&["v1@c", "v3@c"][..]),
-        extra in colliding_archive(),
+    fn split_pieces_stay_within_the_bound_and_keep_everything_in_order(
+        records in any_archive(),
+        max_bytes in 64usize..2048,
     ) {
-        let entries: Vec<Entry> = extra.into_iter().flat_map(|r| r.entries).collect();
-        let mut appended = a.clone();
-        append(&mut appended, start_us, user, entries.clone());
-        let one = Record { start_us, user: user.to_owned(), entries };
-        prop_assert_eq!(appended, merged(a, vec![one]));
+        let pieces = split_bounded(records.clone(), max_bytes);
+        for piece in &pieces {
+            prop_assert!(!piece.is_empty());
+            let alone = piece.len() == 1 && piece[0].entries.len() <= 1;
+            prop_assert!(alone || encode_archive(piece).len() <= max_bytes,
+                "{} bytes > {max_bytes}", encode_archive(piece).len());
+        }
+        // Walking the pieces in order gives back the records, entries in
+        // order, a record cut in two continuing in the next piece.
+        let mut walked: Vec<Record> = Vec::new();
+        for record in pieces.into_iter().flatten() {
+            match walked.last_mut() {
+                Some(last) if (last.start_us, &last.user) == (record.start_us, &record.user)
+                    && !record.entries.is_empty() => last.entries.extend(record.entries),
+                _ => walked.push(record),
+            }
+        }
+        let mut expected: Vec<Record> = Vec::new();
+        for record in records {
+            match expected.last_mut() {
+                Some(last) if (last.start_us, &last.user) == (record.start_us, &record.user)
+                    && !record.entries.is_empty() => last.entries.extend(record.entries),
+                _ => expected.push(record),
+            }
+        }
+        prop_assert_eq!(walked, expected);
     }
 
     #[test]

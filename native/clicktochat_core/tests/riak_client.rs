@@ -673,7 +673,7 @@ fn wait_for_status(
 #[test]
 fn the_archive_keeps_batches_in_its_outbox_until_riak_answers() {
     use clicktochat_core::archive::{
-        Archive, ArchiveConfig, Conversation, Direction, StoreConfig, CONTENT_TYPE,
+        Archive, ArchiveConfig, Conversation, Direction, RiakStoreConfig, StoreConfig, CONTENT_TYPE,
     };
     use clicktochat_core::records::{decode_archive, encode_archive, Record};
 
@@ -681,15 +681,15 @@ fn the_archive_keeps_batches_in_its_outbox_until_riak_answers() {
     let port = free_port();
     let archive = Archive::open(ArchiveConfig {
         path: dir.0.join("outbox.redb"),
-        store: StoreConfig::Riak {
-            config: RiakConfig {
+        store: StoreConfig::Riak(RiakStoreConfig::new(
+            RiakConfig {
                 nodes: vec![format!("127.0.0.1:{port}")],
                 connect_timeout: Duration::from_secs(2),
                 io_timeout: Duration::from_secs(5),
                 ..RiakConfig::default()
             },
-            bucket: b"chats".to_vec(),
-        },
+            b"chats".to_vec(),
+        )),
     })
     .expect("open");
     let conversation = Conversation {
@@ -706,11 +706,7 @@ fn the_archive_keeps_batches_in_its_outbox_until_riak_answers() {
     // Riak is down: the batch waits in the outbox.
     let status = wait_for_status(&archive, |s| s.last_error.is_some());
     assert_eq!(status.committed_entries, 2, "{status:?}");
-    assert_eq!(
-        (status.outbox_keys, status.pushed_keys),
-        (1, 0),
-        "{status:?}"
-    );
+    assert_eq!((status.outbox_entries, status.pushes), (2, 0), "{status:?}");
     assert!(
         status
             .last_error
@@ -738,12 +734,8 @@ fn the_archive_keeps_batches_in_its_outbox_until_riak_answers() {
         .expect("put");
 
     // Riak is back: the next retry pushes, merging the sibling in.
-    let status = wait_for_status(&archive, |s| s.outbox_keys == 0);
-    assert_eq!(
-        (status.outbox_keys, status.pushed_keys),
-        (0, 1),
-        "{status:?}"
-    );
+    let status = wait_for_status(&archive, |s| s.outbox_entries == 0);
+    assert_eq!((status.outbox_entries, status.pushes), (0, 1), "{status:?}");
     let fetched = other.get(b"chats", b"a@helpdesk.test").expect("get");
     assert_eq!(fetched.siblings.len(), 1, "the push resolved the siblings");
     let stored = decode_archive(&fetched.siblings[0].value).expect("an archive");
@@ -766,4 +758,194 @@ fn the_archive_keeps_batches_in_its_outbox_until_riak_answers() {
     assert_eq!(read.len(), 2);
     assert_eq!(read[1].entries.len(), 3);
     archive.close();
+}
+
+// --- an agent's archive in bounded values --------------------------------------------
+
+const BOUND: usize = 4096;
+
+fn bounded_archive(dir: &Path, name: &str, riak: &StandIn) -> clicktochat_core::archive::Archive {
+    use clicktochat_core::archive::{Archive, ArchiveConfig, RiakStoreConfig, StoreConfig};
+    let mut store = RiakStoreConfig::new(
+        RiakConfig {
+            nodes: vec![riak.node()],
+            ..RiakConfig::default()
+        },
+        b"chats".to_vec(),
+    );
+    store.max_value_bytes = BOUND;
+    store.push_interval = Duration::ZERO;
+    Archive::open(ArchiveConfig {
+        path: dir.join(name),
+        store: StoreConfig::Riak(store),
+    })
+    .expect("open")
+}
+
+/// Every value stored for `agent`: its key, then Agent/1, Agent/2, ...
+fn stored_values(riak: &StandIn, agent: &str) -> Vec<Vec<u8>> {
+    let mut c = client(&[riak.node()]);
+    let mut values = Vec::new();
+    for number in 0.. {
+        let key = match number {
+            0 => agent.to_owned(),
+            n => format!("{agent}/{n}"),
+        };
+        let fetched = c.get(b"chats", key.as_bytes()).expect("get");
+        if fetched.siblings.is_empty() {
+            break;
+        }
+        values.extend(fetched.siblings.into_iter().map(|s| s.value));
+    }
+    values
+}
+
+/// (visitor, msg) of every entry, conversation after conversation.
+fn said(records: &[clicktochat_core::records::Record]) -> Vec<(i64, String, String)> {
+    records
+        .iter()
+        .flat_map(|r| {
+            r.entries
+                .iter()
+                .map(|e| (r.start_us, r.user.clone(), e.msg.clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn one_agent_far_past_the_bound_is_split_into_bounded_values_read_back_in_order() {
+    use clicktochat_core::archive::{Conversation, Direction};
+    use clicktochat_core::records::decode_archive;
+
+    let dir = TempDir::new("bounded");
+    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let archive = bounded_archive(&dir.0, "a.redb", &riak);
+    // Three conversations, one of them alone many times the bound; 2 400
+    // messages of ~100 bytes in entries: ~60 values' worth.
+    let conversations: Vec<Conversation> = [("v1@c", 100), ("v2@c", 200), ("v3@c", 300)]
+        .iter()
+        .map(|&(visitor, start_us)| Conversation {
+            visitor,
+            agent: "a@h",
+            start_us,
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for i in 0..2400i64 {
+        let c = &conversations[if i < 1600 { 0 } else { (i % 2 + 1) as usize }];
+        let msg = format!("message {i:05} | ^ % {}", "x".repeat(16));
+        archive.message(c, Direction::FromVisitor, &msg, 1_000 + i);
+        expected.push((c.start_us, c.visitor.to_owned(), msg));
+    }
+    archive.sync(Duration::from_secs(30)).expect("sync");
+    let status = wait_for_status(&archive, |s| s.outbox_entries == 0);
+    assert_eq!(status.outbox_entries, 0, "{status:?}");
+    // In order: by conversation start, then time.
+    expected.sort_by_key(|(start, _, _)| *start);
+    assert_eq!(said(&archive.read("a@h").expect("read")), expected);
+
+    let values = stored_values(&riak, "a@h");
+    assert!(values.len() >= 50, "{} values", values.len());
+    for value in &values {
+        assert!(value.len() <= BOUND, "a value of {} bytes", value.len());
+        decode_archive(value).expect("each value in the seed's structure");
+    }
+    // What a seed reader of the agent's key alone sees is a bounded part.
+    let mut merged = Vec::new();
+    for value in &values {
+        clicktochat_core::records::merge(&mut merged, decode_archive(value).expect("value"));
+    }
+    assert_eq!(said(&merged), expected);
+    drop(archive);
+}
+
+#[test]
+fn two_nodes_sealing_one_agent_at_once_lose_nothing() {
+    use clicktochat_core::archive::{Conversation, Direction};
+
+    let dir = TempDir::new("bounded-race");
+    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let nodes = [
+        bounded_archive(&dir.0, "a.redb", &riak),
+        bounded_archive(&dir.0, "b.redb", &riak),
+    ];
+    let mut expected = Vec::new();
+    for i in 0..1200i64 {
+        let node = (i % 2) as usize;
+        let visitor = ["va@c", "vb@c"][node];
+        let c = Conversation {
+            visitor,
+            agent: "a@h",
+            start_us: node as i64,
+        };
+        let msg = format!("node {node} message {i:05} {}", "y".repeat(40));
+        nodes[node].message(&c, Direction::FromAgent, &msg, 1_000 + i);
+        expected.push((node as i64, visitor.to_owned(), msg));
+    }
+    for node in &nodes {
+        node.sync(Duration::from_secs(30)).expect("sync");
+        let status = wait_for_status(node, |s| s.outbox_entries == 0);
+        assert_eq!(status.outbox_entries, 0, "{status:?}");
+    }
+    expected.sort_by_key(|(start, _, _)| *start);
+    for node in &nodes {
+        assert_eq!(said(&node.read("a@h").expect("read")), expected);
+    }
+    for value in stored_values(&riak, "a@h") {
+        assert!(value.len() <= BOUND, "a value of {} bytes", value.len());
+    }
+}
+
+#[test]
+fn an_outbox_written_before_entry_per_key_is_pushed_after_the_upgrade() {
+    use clicktochat_core::archive::{Archive, ArchiveConfig, RiakStoreConfig, StoreConfig};
+
+    // tests/data/riak_outbox_v1.redb: written by the archive before the
+    // entry-per-key layout, with Riak down (7 entries of two agents wait in
+    // its outbox, one key per agent).
+    let dir = TempDir::new("old-outbox");
+    let path = dir.0.join("old.redb");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/riak_outbox_v1.redb"),
+        &path,
+    )
+    .expect("copy the old file");
+    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let archive = Archive::open(ArchiveConfig {
+        path,
+        store: StoreConfig::Riak(RiakStoreConfig::new(
+            RiakConfig {
+                nodes: vec![riak.node()],
+                ..RiakConfig::default()
+            },
+            b"clicktochat".to_vec(),
+        )),
+    })
+    .expect("open the old file");
+    let status = wait_for_status(&archive, |s| s.outbox_entries == 0);
+    assert_eq!(status.outbox_entries, 0, "{status:?}");
+    let mut c = client(&[riak.node()]);
+    let fetched = c
+        .get(b"clicktochat", b"agent1@helpdesk.localhost")
+        .expect("get");
+    let records = clicktochat_core::records::decode_archive(&fetched.siblings[0].value)
+        .expect("the seed's structure");
+    assert_eq!(said(&records), old_file_agent1());
+}
+
+/// agent1's records in tests/data/*_v1.redb, as (start, visitor, msg).
+fn old_file_agent1() -> Vec<(i64, String, String)> {
+    let first = 1_764_000_000_000_000;
+    let second = 1_764_000_100_000_000;
+    [
+        (first, "v1@clients.localhost", "hello | ^ %"),
+        (first, "v1@clients.localhost", "same time A"),
+        (first, "v1@clients.localhost", "same time B"),
+        (first, "v1@clients.localhost", "hi, how can I help?"),
+        (second, "v2@clients.localhost", "bonjour é"),
+        (second, "v2@clients.localhost", "salut"),
+    ]
+    .iter()
+    .map(|&(start, visitor, msg)| (start, visitor.to_owned(), msg.to_owned()))
+    .collect()
 }

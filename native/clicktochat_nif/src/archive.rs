@@ -6,7 +6,7 @@
 use crate::atoms;
 use crate::error::{BadArg, NifError};
 use clicktochat_core::archive::{
-    Archive, ArchiveConfig, Captured, Conversation, Direction, Status, StoreConfig,
+    Archive, ArchiveConfig, Captured, Conversation, Direction, RiakStoreConfig, Status, StoreConfig,
 };
 use clicktochat_core::records::{decode_archive, encode_archive, merge};
 use clicktochat_core::render;
@@ -25,24 +25,29 @@ impl std::panic::RefUnwindSafe for ArchiveResource {}
 
 type Handle = ResourceArc<ArchiveResource>;
 
-/// `embedded` or `{riak, [<<"host:port">>, ...], Bucket}`.
+/// `embedded` or `{riak, [<<"host:port">>, ...], Bucket, MaxValueBytes,
+/// PushIntervalMs}`.
 #[derive(rustler::NifTaggedEnum)]
 enum StoreTerm<'a> {
     Embedded,
-    Riak(Vec<String>, Binary<'a>),
+    Riak(Vec<String>, Binary<'a>, usize, u64),
 }
 
 impl From<StoreTerm<'_>> for StoreConfig {
     fn from(store: StoreTerm) -> Self {
         match store {
             StoreTerm::Embedded => StoreConfig::Embedded,
-            StoreTerm::Riak(nodes, bucket) => StoreConfig::Riak {
-                config: RiakConfig {
-                    nodes,
-                    ..RiakConfig::default()
-                },
-                bucket: bucket.as_slice().to_vec(),
-            },
+            StoreTerm::Riak(nodes, bucket, max_value_bytes, push_interval_ms) => {
+                StoreConfig::Riak(RiakStoreConfig {
+                    config: RiakConfig {
+                        nodes,
+                        ..RiakConfig::default()
+                    },
+                    bucket: bucket.as_slice().to_vec(),
+                    max_value_bytes,
+                    push_interval: Duration::from_millis(push_interval_ms),
+                })
+            }
         }
     }
 }
@@ -81,13 +86,13 @@ impl From<DirectionTerm> for Direction {
     }
 }
 
-/// `#{committed_entries, pushed_keys, outbox_keys, last_error}`, the last
+/// `#{committed_entries, pushes, outbox_entries, last_error}`, the last
 /// `nil` when there was none.
 #[derive(rustler::NifMap)]
 struct StatusMap {
     committed_entries: u64,
-    pushed_keys: u64,
-    outbox_keys: u64,
+    pushes: u64,
+    outbox_entries: u64,
     last_error: Option<String>,
 }
 
@@ -95,8 +100,8 @@ impl From<Status> for StatusMap {
     fn from(s: Status) -> Self {
         StatusMap {
             committed_entries: s.committed_entries,
-            pushed_keys: s.pushed_keys,
-            outbox_keys: s.outbox_keys,
+            pushes: s.pushes,
+            outbox_entries: s.outbox_entries,
             last_error: s.last_error,
         }
     }

@@ -1,13 +1,21 @@
-//! The embedded store: the records themselves in the redb file, one key per
-//! conversation, so that a new message rewrites its own conversation and
-//! not the agent's whole history.
+//! The embedded store: the archive itself in the redb file, one key per
+//! message entry (see `entries`), so that archiving a message costs the
+//! same whatever the length of its conversation.
+//!
+//! Files written before that layout keep their records in the
+//! `conversations` table (one key per conversation, the seed's
+//! `[{record, [Record]}]` as its value): it is read as it is, beside the new
+//! table, and never written again.
 
-use super::store::{stored_records, Batch, Store};
+use super::entries::{self, Entries, Pending};
+use super::store::Store;
 use super::ArchiveError;
-use crate::records::{decode_archive, encode_archive, merge, Record};
-use redb::{Database, ReadableDatabase, TableDefinition};
+use crate::records::{decode_archive, merge, Record};
+use redb::{Database, ReadableDatabase, TableDefinition, TableError};
 
-const CONVERSATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversations");
+const ENTRIES: Entries = TableDefinition::new("entries");
+const CONVERSATIONS_BEFORE_ENTRIES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("conversations");
 
 pub(super) struct Embedded {
     db: Database,
@@ -16,24 +24,19 @@ pub(super) struct Embedded {
 impl Embedded {
     pub(super) fn open(db: Database) -> Result<Embedded, ArchiveError> {
         let txn = db.begin_write()?;
-        txn.open_table(CONVERSATIONS)?;
+        txn.open_table(ENTRIES)?;
         txn.commit()?;
         Ok(Embedded { db })
     }
 }
 
 impl Store for Embedded {
-    fn save(&self, batch: &Batch) -> Result<u64, ArchiveError> {
+    fn save(&self, batch: &[Pending]) -> Result<u64, ArchiveError> {
         let txn = self.db.begin_write()?;
         {
-            let mut table = txn.open_table(CONVERSATIONS)?;
-            for (agent, new_records) in batch {
-                for record in new_records {
-                    let key = conversation_key(agent, record);
-                    let mut records = stored_records(&table, &key)?;
-                    merge(&mut records, vec![record.clone()]);
-                    table.insert(key.as_str(), encode_archive(&records).as_slice())?;
-                }
+            let mut table = txn.open_table(ENTRIES)?;
+            for pending in batch {
+                entries::insert(&mut table, pending)?;
             }
         }
         txn.commit()?;
@@ -42,10 +45,14 @@ impl Store for Embedded {
 
     fn read(&self, agent: &str) -> Result<Vec<Record>, ArchiveError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(CONVERSATIONS)?;
-        let prefix = agent_prefix(agent);
-        let mut records = Vec::new();
-        for item in table.range(prefix.as_str()..)? {
+        let (mut records, _) = entries::read_agent(&txn.open_table(ENTRIES)?, agent, usize::MAX)?;
+        let older = match txn.open_table(CONVERSATIONS_BEFORE_ENTRIES) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(records),
+            Err(e) => return Err(e.into()),
+        };
+        let prefix = format!("{agent}\0");
+        for item in older.range(prefix.as_str()..)? {
             let (key, value) = item?;
             if !key.value().starts_with(&prefix) {
                 break;
@@ -54,15 +61,4 @@ impl Store for Embedded {
         }
         Ok(records)
     }
-}
-
-/// Conversation keys sort by agent, then start, then visitor. JIDs cannot
-/// contain NUL, and the start is offset to sort as unsigned, zero-padded.
-fn agent_prefix(agent: &str) -> String {
-    format!("{agent}\0")
-}
-
-fn conversation_key(agent: &str, record: &Record) -> String {
-    let start = (record.start_us as u64) ^ (1 << 63);
-    format!("{agent}\0{start:020}\0{}", record.user)
 }

@@ -5,24 +5,27 @@
 //! them into the store.
 //!
 //! - `embedded` store: a redb file (ACID, copy-on-write B-tree, fsync on
-//!   commit). One key per conversation (agent, start, visitor), so a new
-//!   message rewrites its conversation, not the agent's whole history; the
-//!   value is the seed's `[{record, [Record]}]` in Erlang external term
-//!   format, and a read gathers the agent's keys into one archive.
-//! - `riak` store: the same value in Riak KV. Batches are first committed to
-//!   an outbox table of the same redb file, then pushed with get-merge-put;
-//!   an unreachable Riak leaves them in the outbox, retried with back-off, so
-//!   nothing acknowledged is lost and a retried push cannot duplicate (merge
-//!   is a union).
+//!   commit), one key per message entry (`entries`), so that a message costs
+//!   the same whatever the length of its conversation; a read gathers the
+//!   agent's keys into the seed's records.
+//! - `riak` store: the seed's `[{record, [Record]}]` values in Riak KV under
+//!   the agent's key, split into bounded values (`riak_store`). Batches are
+//!   first committed to an outbox table of the same redb file (the same
+//!   entry-per-key layout), then pushed with get-merge-put, at most one
+//!   round of pushes per `push_interval` so that a push carries many
+//!   entries; an unreachable Riak leaves them in the outbox, retried with
+//!   back-off, so nothing acknowledged is lost and a retried push cannot
+//!   duplicate (merge is a union).
 //!
 //! An entry is acknowledged once its batch is committed to the redb file.
 //!
 //! Layout: this module is the handle ([`Archive`]); `writer` the batching
 //! thread; `store` the boundary between them and the stores (the only place
-//! that knows which one is configured); `embedded` and `riak_store` the two
-//! stores.
+//! that knows which one is configured); `entries` the key layout both
+//! stores write; `embedded` and `riak_store` the two stores.
 
 mod embedded;
+mod entries;
 mod riak_store;
 mod store;
 mod writer;
@@ -31,6 +34,7 @@ use crate::conversation::Entry;
 use crate::records::{Record, RecordsError};
 use crate::riak::{RiakConfig, RiakError};
 use crossbeam_channel::{RecvTimeoutError, Sender};
+use entries::Pending;
 use parking_lot::{Mutex, RwLock};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,7 +49,33 @@ pub use riak_store::CONTENT_TYPE;
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
     Embedded,
-    Riak { config: RiakConfig, bucket: Vec<u8> },
+    Riak(RiakStoreConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct RiakStoreConfig {
+    pub config: RiakConfig,
+    pub bucket: Vec<u8>,
+    /// The most bytes one Riak value of an agent's archive holds (a single
+    /// entry larger than that gets a value of its own).
+    pub max_value_bytes: usize,
+    /// The shortest time between two rounds of pushes.
+    pub push_interval: Duration,
+}
+
+impl RiakStoreConfig {
+    /// Riak advises objects well under a megabyte.
+    pub const DEFAULT_MAX_VALUE_BYTES: usize = 512 * 1024;
+    pub const DEFAULT_PUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+    pub fn new(config: RiakConfig, bucket: Vec<u8>) -> RiakStoreConfig {
+        RiakStoreConfig {
+            config,
+            bucket,
+            max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
+            push_interval: Self::DEFAULT_PUSH_INTERVAL,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -134,8 +164,10 @@ pub enum Captured {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
     pub committed_entries: u64,
-    pub pushed_keys: u64,
-    pub outbox_keys: u64,
+    /// Riak: pushes done (each a get and one or more puts of one agent).
+    pub pushes: u64,
+    /// Riak: entries committed here that wait to be pushed.
+    pub outbox_entries: u64,
     pub last_error: Option<String>,
 }
 
@@ -153,7 +185,7 @@ impl Archive {
     pub fn open(config: ArchiveConfig) -> Result<Archive, ArchiveError> {
         let store = store::open(&config)?;
         let status = Arc::new(Mutex::new(Status {
-            outbox_keys: store.unpushed()?,
+            outbox_entries: store.unpushed()?,
             ..Status::default()
         }));
         let (sender, receiver) = crossbeam_channel::unbounded();
@@ -181,7 +213,7 @@ impl Archive {
             Direction::FromVisitor => (conversation.visitor, conversation.agent),
             Direction::FromAgent => (conversation.agent, conversation.visitor),
         };
-        let command = Command::Record {
+        let command = Command::Record(Pending {
             agent: conversation.agent.to_owned(),
             visitor: conversation.visitor.to_owned(),
             start_us: conversation.start_us,
@@ -191,7 +223,7 @@ impl Archive {
                 to: to.to_owned(),
                 msg: msg.to_owned(),
             },
-        };
+        });
         match self.sender.send(command) {
             Ok(()) => Captured::Recorded,
             Err(_) => Captured::Closed,

@@ -3,40 +3,44 @@
 //! through the [`Store`] trait object it returns.
 
 use super::embedded::Embedded;
+use super::entries::Pending;
 use super::riak_store::RiakStore;
 use super::{ArchiveConfig, ArchiveError, StoreConfig};
-use crate::records::{decode_archive, Record};
-use redb::{Database, ReadableTable};
-use std::collections::BTreeMap;
+use crate::records::Record;
+use redb::Database;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// New entries, by agent, then by conversation.
-pub(super) type Batch = BTreeMap<String, Vec<Record>>;
-
 /// Where an archive keeps its records. The writer thread saves and pushes;
 /// any thread (Erlang's dirty I/O schedulers) reads, concurrently.
 pub(super) trait Store: Send + Sync {
-    /// Merges `batch` into the stored values in one redb transaction (one
-    /// fsync): once this returns, the batch is acknowledged. Returns how many
-    /// keys then wait to be pushed on (see [`Store::push_one`]).
-    fn save(&self, batch: &Batch) -> Result<u64, ArchiveError>;
+    /// Adds `batch` (in the order it was recorded) in one redb transaction
+    /// (one fsync): once this returns, the batch is acknowledged. Returns how
+    /// many entries then wait to be pushed on (see [`Store::push_one`]).
+    fn save(&self, batch: &[Pending]) -> Result<u64, ArchiveError>;
 
     /// The agent's records. Blocking I/O.
     fn read(&self, agent: &str) -> Result<Vec<Record>, ArchiveError>;
 
-    /// How many saved keys wait to be pushed on to where they finally live.
-    /// 0 for a store that is itself where they live.
+    /// How many saved entries wait to be pushed on to where they finally
+    /// live. 0 for a store that is itself where they live.
     fn unpushed(&self) -> Result<u64, ArchiveError> {
         Ok(0)
     }
 
-    /// Pushes the first waiting key on. `Ok(None)`: none was waiting;
-    /// `Ok(Some(n))`: it was pushed and `n` keys still wait. On an error the
-    /// key stays, to be pushed again. Only the writer thread calls this.
+    /// Pushes on the entries of the first agent that has some waiting (a
+    /// bounded number of them). `Ok(None)`: none was waiting; `Ok(Some(n))`:
+    /// they were pushed and `n` entries still wait. On an error they stay,
+    /// to be pushed again. Only the writer thread calls this.
     fn push_one(&self) -> Result<Option<u64>, ArchiveError> {
         Ok(None)
+    }
+
+    /// The shortest time between two rounds of pushes: entries saved
+    /// meanwhile wait, so that one push carries many of an agent's entries.
+    fn push_interval(&self) -> Duration {
+        Duration::ZERO
     }
 }
 
@@ -48,9 +52,7 @@ pub(super) fn open(config: &ArchiveConfig) -> Result<Arc<dyn Store>, ArchiveErro
     let db = create_database(&config.path)?;
     Ok(match &config.store {
         StoreConfig::Embedded => Arc::new(Embedded::open(db)?),
-        StoreConfig::Riak { config, bucket } => {
-            Arc::new(RiakStore::open(db, config.clone(), bucket.clone())?)
-        }
+        StoreConfig::Riak(riak) => Arc::new(RiakStore::open(db, riak.clone())?),
     })
 }
 
@@ -65,16 +67,5 @@ fn create_database(path: &Path) -> Result<Database, ArchiveError> {
             }
             result => return Ok(result?),
         }
-    }
-}
-
-/// The records stored under `key` (none if it is absent).
-pub(super) fn stored_records<T: ReadableTable<&'static str, &'static [u8]>>(
-    table: &T,
-    key: &str,
-) -> Result<Vec<Record>, ArchiveError> {
-    match table.get(key)? {
-        Some(value) => Ok(decode_archive(value.value())?),
-        None => Ok(Vec::new()),
     }
 }

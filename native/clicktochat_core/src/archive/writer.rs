@@ -2,10 +2,9 @@
 //! batch to the store and pushes the store's outbox on, retrying failures
 //! with back-off. It knows nothing of which store it writes to.
 
-use super::store::{Batch, Store};
+use super::entries::Pending;
+use super::store::Store;
 use super::Status;
-use crate::conversation::Entry;
-use crate::records::append;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -17,12 +16,7 @@ const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
 pub(super) enum Command {
-    Record {
-        agent: String,
-        visitor: String,
-        start_us: i64,
-        entry: Entry,
-    },
+    Record(Pending),
     Sync(Sender<()>),
     Shutdown,
 }
@@ -47,6 +41,13 @@ impl Retry {
         self.at.get_or_insert_with(Instant::now);
     }
 
+    /// As [`Retry::soon`], but not before `earliest`.
+    fn not_before(&mut self, earliest: Option<Instant>) {
+        let now = Instant::now();
+        self.at
+            .get_or_insert(earliest.map_or(now, |earliest| earliest.max(now)));
+    }
+
     fn is_due(&self) -> bool {
         self.at.is_some_and(|at| at <= Instant::now())
     }
@@ -67,13 +68,15 @@ pub(super) struct Writer {
     status: Arc<Mutex<Status>>,
     save: Retry,
     push: Retry,
+    /// When the last round of pushes began.
+    last_push: Option<Instant>,
 }
 
 impl Writer {
     pub(super) fn new(store: Arc<dyn Store>, status: Arc<Mutex<Status>>) -> Writer {
         let mut push = Retry::new();
         // What a previous run left in the outbox goes first.
-        if status.lock().outbox_keys > 0 {
+        if status.lock().outbox_entries > 0 {
             push.soon();
         }
         Writer {
@@ -81,12 +84,12 @@ impl Writer {
             status,
             save: Retry::new(),
             push,
+            last_push: None,
         }
     }
 
     pub(super) fn run(mut self, receiver: Receiver<Command>) {
-        let mut unsaved = Batch::new();
-        let mut unsaved_entries = 0u64;
+        let mut unsaved = Vec::new();
         // Syncs wait until everything handed over before them is committed.
         let mut syncs = Vec::new();
         loop {
@@ -110,15 +113,8 @@ impl Writer {
             let mut shutdown = false;
             for command in commands {
                 match command {
-                    Command::Record {
-                        agent,
-                        visitor,
-                        start_us,
-                        entry,
-                    } => {
-                        let records = unsaved.entry(agent).or_default();
-                        append(records, start_us, &visitor, vec![entry]);
-                        unsaved_entries += 1;
+                    Command::Record(pending) => {
+                        unsaved.push(pending);
                         self.save.soon();
                     }
                     Command::Sync(done) => syncs.push(done),
@@ -128,14 +124,15 @@ impl Writer {
             if !unsaved.is_empty() && self.save.is_due() {
                 match self.store.save(&unsaved) {
                     Ok(waiting) => {
-                        unsaved.clear();
                         let mut status = self.status.lock();
-                        status.committed_entries += unsaved_entries;
-                        status.outbox_keys = waiting;
-                        unsaved_entries = 0;
+                        status.committed_entries += unsaved.len() as u64;
+                        status.outbox_entries = waiting;
+                        unsaved.clear();
                         self.save.succeeded();
                         if waiting > 0 {
-                            self.push.soon();
+                            let interval = self.store.push_interval();
+                            self.push
+                                .not_before(self.last_push.and_then(|at| at.checked_add(interval)));
                         }
                     }
                     Err(e) => {
@@ -158,15 +155,16 @@ impl Writer {
         }
     }
 
-    /// Pushes every waiting key on; stops at the first failure and backs
+    /// Pushes every waiting entry on; stops at the first failure and backs
     /// off (the rest waits, nothing is dropped).
     fn push_outbox(&mut self) {
+        self.last_push = Some(Instant::now());
         loop {
             match self.store.push_one() {
                 Ok(Some(left)) => {
                     let mut status = self.status.lock();
-                    status.pushed_keys += 1;
-                    status.outbox_keys = left;
+                    status.pushes += 1;
+                    status.outbox_entries = left;
                     if left == 0 {
                         break;
                     }
