@@ -111,7 +111,7 @@ mod_options(_Host) ->
      {riak_cluster, undefined},
      {riak_bucket, <<"clicktochat">>},
      {riak_max_value_size, 512 * 1024},
-     {riak_push_interval, timer:seconds(1)},
+     {riak_push_interval, timer:seconds(10)},
      {conversations_access, undefined},
      {config_file, undefined},
      {max_registrations_per_minute, 60},
@@ -169,8 +169,8 @@ mod_doc() ->
               desc => <<"The shortest time between two rounds of pushes to "
                         "Riak: messages committed meanwhile wait in the local "
                         "outbox (and are read from there), so that one get and "
-                        "put of an agent's value carry many of them. "
-                        "The default value is 1 second.">>}},
+                        "put of an agent's value carry many of them (at most an "
+                        "hour). The default value is 10 seconds.">>}},
            {conversations_access,
             #{value => "AccessName",
               desc => <<"Access rule (matched against the client's IP address) "

@@ -9,15 +9,18 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use clicktochat_core::riak::{Fetched, RiakClient, RiakConfig, RiakError, Sibling};
+
+#[path = "standin/mod.rs"]
+mod standin;
+use standin::{first_line, StandIn, PYTHON};
 
 // --- allocation accounting ---------------------------------------------------
 
@@ -82,12 +85,6 @@ const MIB: usize = 1024 * 1024;
 
 // --- the stand-in ----------------------------------------------------------------
 
-const PYTHON: &str = "/usr/bin/python3";
-
-fn standin_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/riak_standin.py")
-}
-
 /// A directory removed when dropped.
 struct TempDir(PathBuf);
 
@@ -104,60 +101,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The first line a child prints on its piped stdout, waiting 10 s at most.
-fn first_line(child: &mut Child) -> Option<String> {
-    let stdout = child.stdout.take()?;
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut line = String::new();
-        if BufReader::new(stdout).read_line(&mut line).is_ok() {
-            let _ = tx.send(line);
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(10)).ok()
-}
-
-/// A running stand-in; killed when dropped.
-struct StandIn {
-    child: Child,
-    port: u16,
-}
-
-impl StandIn {
-    /// Starts the stand-in on `port` and waits (10 s at most) for its
-    /// "listening" line.
-    fn start(port: u16, data: &Path) -> StandIn {
-        let mut child = Command::new(PYTHON)
-            .arg(standin_script())
-            .args(["--port", &port.to_string(), "--data"])
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {PYTHON} (Debian's python3 is required): {e}"));
-        let expected = format!("riak stand-in listening on 127.0.0.1:{port}");
-        match first_line(&mut child) {
-            Some(line) if line.trim_end() == expected => StandIn { child, port },
-            other => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!("stand-in did not start: {other:?}, exit {status:?}");
-            }
-        }
-    }
-
-    fn node(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

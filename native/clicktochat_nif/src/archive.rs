@@ -86,13 +86,14 @@ impl From<DirectionTerm> for Direction {
     }
 }
 
-/// `#{committed_entries, pushes, outbox_entries, last_error}`, the last
-/// `nil` when there was none.
+/// `#{committed_entries, pushes, outbox_entries, push_requests, last_error}`,
+/// the last `nil` when there was none.
 #[derive(rustler::NifMap)]
 struct StatusMap {
     committed_entries: u64,
     pushes: u64,
     outbox_entries: u64,
+    push_requests: u64,
     last_error: Option<String>,
 }
 
@@ -102,6 +103,7 @@ impl From<Status> for StatusMap {
             committed_entries: s.committed_entries,
             pushes: s.pushes,
             outbox_entries: s.outbox_entries,
+            push_requests: s.push_requests,
             last_error: s.last_error,
         }
     }

@@ -66,7 +66,9 @@ pub struct RiakStoreConfig {
 impl RiakStoreConfig {
     /// Riak advises objects well under a megabyte.
     pub const DEFAULT_MAX_VALUE_BYTES: usize = 512 * 1024;
-    pub const DEFAULT_PUSH_INTERVAL: Duration = Duration::from_secs(1);
+    /// At a desk's pace (a message every few seconds per agent), ten
+    /// seconds make a push (two round trips) carry ~20 messages.
+    pub const DEFAULT_PUSH_INTERVAL: Duration = Duration::from_secs(10);
 
     pub fn new(config: RiakConfig, bucket: Vec<u8>) -> RiakStoreConfig {
         RiakStoreConfig {
@@ -168,6 +170,8 @@ pub struct Status {
     pub pushes: u64,
     /// Riak: entries committed here that wait to be pushed.
     pub outbox_entries: u64,
+    /// Riak: requests (round trips) the pushes have made.
+    pub push_requests: u64,
     pub last_error: Option<String>,
 }
 

@@ -228,6 +228,10 @@ impl Store for RiakStore {
         Ok(Some(left))
     }
 
+    fn push_requests(&self) -> u64 {
+        self.pusher.lock().requests()
+    }
+
     fn push_interval(&self) -> Duration {
         self.riak.push_interval
     }

@@ -37,6 +37,11 @@ pub(super) trait Store: Send + Sync {
         Ok(None)
     }
 
+    /// Requests the pushes have sent to where entries finally live.
+    fn push_requests(&self) -> u64 {
+        0
+    }
+
     /// The shortest time between two rounds of pushes: entries saved
     /// meanwhile wait, so that one push carries many of an agent's entries.
     fn push_interval(&self) -> Duration {

@@ -159,6 +159,11 @@ impl Writer {
     /// off (the rest waits, nothing is dropped).
     fn push_outbox(&mut self) {
         self.last_push = Some(Instant::now());
+        self.push_all();
+        self.status.lock().push_requests = self.store.push_requests();
+    }
+
+    fn push_all(&mut self) {
         loop {
             match self.store.push_one() {
                 Ok(Some(left)) => {

@@ -22,6 +22,8 @@ pub struct RiakClient {
     /// Index of the node `conn` is connected to, or to try first.
     next: usize,
     conn: Option<TcpStream>,
+    /// Requests sent (answered or not), for operators' counters.
+    requests: u64,
 }
 
 impl RiakClient {
@@ -53,7 +55,13 @@ impl RiakClient {
             max_frame_bytes: config.max_frame_bytes,
             next: 0,
             conn: None,
+            requests: 0,
         })
+    }
+
+    /// How many requests this client has sent.
+    pub fn requests(&self) -> u64 {
+        self.requests
     }
 
     /// `RpbPingReq`: succeeds when a node answers `RpbPingResp`.
@@ -95,6 +103,7 @@ impl RiakClient {
     /// byte first) if its code is `expected`. An `RpbErrorResp` becomes
     /// [`RiakError::Server`]; any other failure also drops the connection.
     fn call(&mut self, code: u8, body_bytes: &[u8], expected: u8) -> Result<Vec<u8>, RiakError> {
+        self.requests += 1;
         let request = framing::encode(code, body_bytes, self.max_frame_bytes)?;
         let (max, io_timeout) = (self.max_frame_bytes, self.io_timeout);
         let stream = self.connection()?;
