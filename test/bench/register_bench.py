@@ -25,10 +25,12 @@ limit, max_visitors 10^6.
 writes _build/bench/register.json. Ports 15301-15304.
 """
 
+import glob
+import subprocess
 import sys
 import time
 
-from benchlib import (BenchSandbox, allow_api_register, Control, cpu_seconds, median, plain_for_client_host,
+from benchlib import (OUT, REPO, BenchSandbox, allow_api_register, Control, cpu_seconds, median, plain_for_client_host,
                       register_and_connect_agents, run_wrk, write_json)
 from sandbox import CLIENT_HOST
 
@@ -117,6 +119,41 @@ def summary(runs):
     return out
 
 
+def in_node_profile(control, count=300):
+    """register_steps.erl, compiled here and loaded into the running node:
+    both handlers called directly, and ours step by step."""
+    include = [f"-I{d}" for d in
+               [str(REPO / "erlang_src"), *glob.glob("/usr/lib/*/ejabberd-*/include"),
+                *glob.glob("/usr/lib/erlang/lib/*xmpp-*/include")]]
+    subprocess.run(["erlc", *include, "-o", str(OUT), str(REPO / "test/bench/register_steps.erl")],
+                   check=True)
+    beam = OUT / "register_steps.beam"
+    control.eval(f"""begin {{ok, B}} = file:read_file("{beam}"),
+                     {{module, register_steps}} = rpc:call(Node, code, load_binary,
+                                                         [register_steps, "{beam}", B]) end""")
+    profile = control.eval(f"""rpc:call(Node, register_steps, run,
+                                        [<<"{CLIENT_HOST}">>, {count}, <<"prof">>], 300000)""")
+    h = profile["handlers"]
+    print(f"  in the node, one process: ours' handler {h['ours_handler']['wall_us']:.0f} us, "
+          f"theirs' {h['theirs_handler']['wall_us']:.0f} us per registration; the command "
+          f"alone {profile['theirs_command']['wall_us']:.0f} us, ejabberd_auth:try_register "
+          f"{profile['auth_try_register']['wall_us']:.0f} us", flush=True)
+    for c in profile["concurrent"]:
+        r = c["result"]
+        print(f"  in the node, 16 processes: {c['side']:15} {r['per_s']:6.0f}/s "
+              f"p50 {r['p50_us'] / 1000:5.1f} ms p99 {r['p99_us'] / 1000:6.1f} ms "
+              f"{r['node_cpu_us']:6.0f} us CPU/op; longest queues: "
+              + ", ".join(f"{q['process']} {q['mean_queue']:.1f}" for q in r["longest_queues"])
+              + "; others' reductions/op: "
+              + ", ".join(f"{q['process']} {q['reductions']:.0f}"
+                          for q in r["other_processes_reductions_per_op"]),
+              flush=True)
+    steps = profile["ours_steps"]["steps_wall_us"]
+    print("  ours, step by step (us): " + ", ".join(f"{k[2:]} {v:.0f}" for k, v in
+                                                    sorted(steps.items())), flush=True)
+    return profile
+
+
 def bench(mode, c2s_port, http_port):
     def edit(config):
         allow_api_register(config)
@@ -140,11 +177,13 @@ def bench(mode, c2s_port, http_port):
                     runs.append(one_run(server, control, side, f"r{round_}{side}", SECONDS))
             visitors = int(control.eval("rpc:call(Node, mnesia, table_info, "
                                         "[clicktochat_visitor, size])"))
+            profile = in_node_profile(control, 100 if mode == "scram" else 300)
         finally:
             control.close()
             for agent in agents:
                 agent.disconnect()
-    result = {"mode": mode, "runs": runs, "visitors_at_end": visitors, **summary(runs)}
+    result = {"mode": mode, "runs": runs, "visitors_at_end": visitors, **summary(runs),
+              "in_node": profile}
     r = result["ratios"]
     print(f"  ours/theirs: throughput {r['throughput_ours_over_theirs']:.2f}x, "
           f"p99 {r['p99_ours_over_theirs']:.2f}x, CPU/op {r['cpu_per_op_ours_over_theirs']:.2f}x",

@@ -118,7 +118,33 @@ def snapshot(server, control):
             "memory": control.gc_memory(), "ets": node_ets(control),
             "rss": rss_bytes(server.pid()),
             "processes": int(control.eval("rpc:call(Node, erlang, system_info, "
-                                          "[process_count])"))}
+                                          "[process_count])")),
+            "process_memory": process_memory(control)}
+
+
+def process_memory(control):
+    """{process name (registered name, else initial call): bytes} for
+    every process of the node, after the GC of gc_memory()."""
+    rows = control.eval("""
+        rpc:call(Node, erlang, apply, [fun() ->
+            [{case erlang:process_info(P, registered_name) of
+                  {registered_name, N} -> atom_to_binary(N);
+                  _ -> case proc_lib:initial_call(P) of
+                           {M, F, A} -> iolist_to_binary(io_lib:format("~s:~s/~p", [M, F, A]));
+                           _ -> case erlang:process_info(P, initial_call) of
+                                    {initial_call, {M, F, A}} ->
+                                        iolist_to_binary(io_lib:format("~s:~s/~p", [M, F, A]));
+                                    _ -> <<"?">>
+                                end
+                       end
+              end, M2}
+             || P <- erlang:processes(),
+                {memory, M2} <- [erlang:process_info(P, memory)]]
+        end, []])""")
+    total = {}
+    for name, size in rows:
+        total[name] = total.get(name, 0) + size
+    return total
 
 
 def memory_per_visitor(before, after):
@@ -133,6 +159,11 @@ def memory_per_visitor(before, after):
         if abs(a["bytes"] - b["bytes"]) >= 64 * 1024:
             tables[name] = {"bytes_per_visitor": per(a["bytes"] - b["bytes"]),
                             "rows_added": a["size"] - b["size"]}
+    grown = {}
+    for name, size in after["process_memory"].items():
+        delta = size - before["process_memory"].get(name, 0)
+        if abs(delta) >= 16 * 1024:
+            grown[name] = delta / added
     ets_total = categories["ets"]
     other_system = (categories["system"] - ets_total - categories["atom"]
                     - categories["binary"] - categories["code"])
@@ -144,6 +175,7 @@ def memory_per_visitor(before, after):
                 tables.items(), key=lambda kv: -kv[1]["bytes_per_visitor"])),
             "system_outside_ets_binary_code_atom_bytes_per_visitor": other_system,
             "processes_added": after["processes"] - before["processes"],
+            "processes_bytes_per_visitor": dict(sorted(grown.items(), key=lambda kv: -kv[1])),
             "goal_bytes": 1024, "met": categories["total"] <= 1024}
 
 
@@ -208,7 +240,7 @@ def main():
         "levels": levels, "fills": fills,
         "flatness": {"worst_deviation": worst, "goal": 0.15, "met": worst <= 0.15},
         "memory": memory,
-        "snapshots": {k: {f: v for f, v in s.items() if f != "ets"}
+        "snapshots": {k: {f: v for f, v in s.items() if f not in ("ets", "process_memory")}
                       for k, s in snapshots.items()},
     })
 
