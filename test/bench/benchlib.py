@@ -8,6 +8,7 @@ Debian's /usr/bin/python3; runs as root (the sandboxes run as the ejabberd
 user). Every server listens on 127.0.0.1, ports 15301-15319.
 """
 
+import glob
 import json
 import os
 import platform
@@ -326,3 +327,18 @@ def allow_api_register(config):
     request from 127.0.0.1 gets 403 without this."""
     config["api_permissions"]["bench: register from loopback"] = {
         "from": ["mod_http_api"], "who": {"ip": "127.0.0.1/8"}, "what": ["register"]}
+
+
+def load_register_steps(control):
+    """test/bench/register_steps.erl compiled (into _build/bench) and loaded
+    into the running node."""
+    include = [f"-I{d}" for d in
+               [str(REPO / "erlang_src"), *glob.glob("/usr/lib/*/ejabberd-*/include"),
+                *glob.glob("/usr/lib/erlang/lib/*xmpp-*/include")]]
+    OUT.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["erlc", *include, "-o", str(OUT),
+                    str(REPO / "test" / "bench" / "register_steps.erl")], check=True)
+    beam = OUT / "register_steps.beam"
+    control.eval(f"""begin {{ok, B}} = file:read_file("{beam}"),
+                     {{module, register_steps}} = rpc:call(Node, code, load_binary,
+                                                         [register_steps, "{beam}", B]) end""")

@@ -25,12 +25,10 @@ limit, max_visitors 10^6.
 writes _build/bench/register.json. Ports 15301-15304.
 """
 
-import glob
-import subprocess
 import sys
 import time
 
-from benchlib import (OUT, REPO, BenchSandbox, allow_api_register, Control, cpu_seconds, median, plain_for_client_host,
+from benchlib import (BenchSandbox, allow_api_register, load_register_steps, Control, cpu_seconds, median, plain_for_client_host,
                       register_and_connect_agents, run_wrk, write_json)
 from sandbox import CLIENT_HOST
 
@@ -122,17 +120,11 @@ def summary(runs):
 def in_node_profile(control, count=300):
     """register_steps.erl, compiled here and loaded into the running node:
     both handlers called directly, and ours step by step."""
-    include = [f"-I{d}" for d in
-               [str(REPO / "erlang_src"), *glob.glob("/usr/lib/*/ejabberd-*/include"),
-                *glob.glob("/usr/lib/erlang/lib/*xmpp-*/include")]]
-    subprocess.run(["erlc", *include, "-o", str(OUT), str(REPO / "test/bench/register_steps.erl")],
-                   check=True)
-    beam = OUT / "register_steps.beam"
-    control.eval(f"""begin {{ok, B}} = file:read_file("{beam}"),
-                     {{module, register_steps}} = rpc:call(Node, code, load_binary,
-                                                         [register_steps, "{beam}", B]) end""")
+    load_register_steps(control)
     profile = control.eval(f"""rpc:call(Node, register_steps, run,
                                         [<<"{CLIENT_HOST}">>, {count}, <<"prof">>], 300000)""")
+    if not isinstance(profile, dict):
+        raise RuntimeError(f"register_steps:run/3 failed: {profile}")
     h = profile["handlers"]
     print(f"  in the node, one process: ours' handler {h['ours_handler']['wall_us']:.0f} us, "
           f"theirs' {h['theirs_handler']['wall_us']:.0f} us per registration; the command "

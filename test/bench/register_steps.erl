@@ -18,7 +18,7 @@
 %%% other processes do for the call, mnesia_tm's commit for one).
 -module(register_steps).
 
--export([run/3]).
+-export([run/3, steps_only/3]).
 
 -include("ejabberd_http.hrl").
 -include("clicktochat.hrl").
@@ -27,9 +27,8 @@
 
 -spec run(binary(), pos_integer(), binary()) -> map().
 run(Host, N, Prefix) ->
-    Counter = counters:new(1, []),
-    Name = fun() -> counters:add(Counter, 1, 1),
-                    <<Prefix/binary, (integer_to_binary(counters:get(Counter, 1)))/binary>>
+    %% Unique across the concurrent workers too.
+    Name = fun() -> <<Prefix/binary, (integer_to_binary(erlang:unique_integer([positive])))/binary>>
            end,
     Ours = fun() ->
                    Body = <<"{\"username\":\"", (Name())/binary, "\",\"password\":\"pw\"}">>,
@@ -114,7 +113,7 @@ reductions() ->
                                 maps:update_with(Name, fun(S) -> S + R end, R, Acc);
                             undefined -> Acc
                         end
-                end, #{}, erlang:processes()).
+                end, #{}, erlang:processes() -- [self()]).    % not the sampler
 
 sample_queues(Stop, Totals, Samples) ->
     case erlang:monotonic_time(millisecond) < Stop of
@@ -146,6 +145,12 @@ name(P) ->
                 _ -> iolist_to_binary(io_lib:format("~p", [P]))
             end
     end.
+
+%% Ours step by step only (visitors_bench.py, at each level of live visitors).
+-spec steps_only(binary(), pos_integer(), binary()) -> map().
+steps_only(Host, N, Prefix) ->
+    steps(Host, N, fun() -> <<Prefix/binary, (integer_to_binary(erlang:unique_integer([positive])))/binary>>
+                   end).
 
 request(Host, Path, Body) ->
     #request{method = 'POST', path = binary:split(Path, <<"/">>, [global, trim_all]),

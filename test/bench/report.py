@@ -143,7 +143,42 @@ def register_section(r):
                 f"{ratios['p99_paired_median']:.2f}x), server CPU per registration "
                 f"{ratios['cpu_per_op_ours_over_theirs']:.2f}x. Goal "
                 f"{yes(config['goals']['met'])}.", ""]
+        out += in_node_lines(config.get("in_node"))
     return out
+
+
+def in_node_lines(p):
+    """register_steps.erl's figures: where a registration's time goes."""
+    if not p:
+        return []
+    h = p["handlers"]
+    out = [f"In the node (test/bench/register_steps.erl, no HTTP socket): one process, "
+           f"{p['registrations_per_block']} registrations per block, {p['blocks']} blocks "
+           f"each: ours' handler {h['ours_handler']['wall_us']:.0f} us, theirs' "
+           f"{h['theirs_handler']['wall_us']:.0f} us per registration (node CPU "
+           f"{h['ours_handler']['node_cpu_us']:.0f} / {h['theirs_handler']['node_cpu_us']:.0f} us); "
+           f"the `register` command's body alone (ejabberd_admin:register/3) "
+           f"{p['theirs_command']['wall_us']:.0f} us, ejabberd_auth:try_register/3 alone "
+           f"{p['auth_try_register']['wall_us']:.0f} us.", ""]
+    steps = p["ours_steps"]["steps_wall_us"]
+    total = sum(steps.values())
+    out.append(table(["ours, step by step (one process)", "us", "share"],
+                     [[k[2:].replace("_", " "), v, f"{v / total * 100:.1f} %"]
+                      for k, v in sorted(steps.items())]))
+    rows = []
+    for c in p.get("concurrent", []):
+        r = c["result"]
+        rows.append([c["side"].replace("_handler", ""), r["per_s"], r["p50_us"] / 1000,
+                     r["p99_us"] / 1000, r["node_cpu_us"],
+                     ", ".join(f"{q['process']} {q['mean_queue']:.1f}"
+                               for q in r["longest_queues"][:3]),
+                     ", ".join(f"{q['process']} {q['reductions']:.0f}"
+                               for q in r["other_processes_reductions_per_op"][:4])])
+    if rows:
+        out += ["", table(["16 processes, 2 s", "per s", "p50 ms", "p99 ms", "node CPU us/op",
+                           "longest message queues (mean)",
+                           "other processes' reductions per registration"], rows)]
+    return out + [""]
 
 
 def visitors_section(r):
@@ -167,6 +202,15 @@ def visitors_section(r):
     flat = r["flatness"]
     out += ["", f"Worst deviation of ours from the first level (throughput or p99): "
             f"**{flat['worst_deviation'] * 100:.0f} %**. Goal {yes(flat['met'])}.", ""]
+    if all(level.get("ours_steps") for level in r["levels"]):
+        keys = sorted(r["levels"][0]["ours_steps"]["steps_wall_us"])
+        out += ["Ours step by step at each level (test/bench/register_steps.erl, one process, "
+                "us per registration): what grows with live visitors.", "",
+                table(["live visitors"] + [k[2:].replace("_", " ") for k in keys] + ["total"],
+                      [[level["visitors_at_start"]]
+                       + [level["ours_steps"]["steps_wall_us"][k] for k in keys]
+                       + [level["ours_steps"]["total"]["wall_us"]] for level in r["levels"]]),
+                ""]
     xs = [level["visitors_at_start"] for level in r["levels"]]
     image = plot("visitors", "Registration vs live visitors", "live visitors",
                  "registrations / s",

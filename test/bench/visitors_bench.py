@@ -31,6 +31,7 @@ import sys
 import time
 
 from benchlib import (BenchSandbox, Control, allow_api_register, cpu_seconds,
+                      load_register_steps,
                       node_ets, plain_for_client_host, register_and_connect_agents,
                       rss_bytes, run_wrk, write_json)
 from sandbox import CLIENT_HOST
@@ -38,6 +39,7 @@ from sandbox import CLIENT_HOST
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 LEVELS = [int(a) for a in sys.argv[2:]] or [0, 10000, 50000, 100000]
 ROUNDS = 2
+STEPS = 300           # registrations timed step by step at each level
 THREADS, CONNECTIONS = 2, 16
 FILL_LIMIT_S = 600     # the whole fill, whatever the machine
 
@@ -79,9 +81,14 @@ def measure(server, control, level):
                   f" ({run['server_cores_busy']:.2f} cores)"
                   f"  wrk {run['driver_cores_busy']:.2f} cores"
                   f"  errors {sum(r['errors'].values())}", flush=True)
+    # Ours step by step, one process (register_steps.erl): which step grows.
+    steps = control.eval(f"""rpc:call(Node, register_steps, steps_only,
+                                      [<<"{CLIENT_HOST}">>, {STEPS}, <<"s{level}_">>], 120000)""")
+    print("  steps (us, one process): " + ", ".join(
+        f"{k[2:]} {v:.0f}" for k, v in sorted(steps["steps_wall_us"].items())), flush=True)
     mean = lambda side, f: sum(f(r) for r in runs if r["side"] == side) / ROUNDS  # noqa: E731
     return {"level": level, "visitors_at_start": runs[0]["visitors_before"],
-            "visitors_at_end": visitors(control), "runs": runs,
+            "visitors_at_end": visitors(control), "runs": runs, "ours_steps": steps,
             **{side: {"throughput_per_s": mean(side, lambda r: r["throughput_per_s"]),
                       "p99_us": mean(side, lambda r: r["latency_us"]["p99"]),
                       "p50_us": mean(side, lambda r: r["latency_us"]["p50"]),
@@ -193,6 +200,7 @@ def main():
         agents = register_and_connect_agents(server, 2)
         control = Control(server)
         try:
+            load_register_steps(control)
             for side, (path, template) in SIDES.items():
                 run_wrk(server.url(path), f"warm{side}", template, "application/json",
                         THREADS, CONNECTIONS, 1)
