@@ -13,10 +13,12 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -35,6 +37,21 @@ def cpu_seconds(pid):
     """User + system CPU time of every thread of the process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def thread_cpu_seconds(pid):
+    """{thread name (comm, digits folded: 1_scheduler, 2_scheduler -> N_scheduler):
+    CPU seconds} of every thread of the process."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue           # the thread ended
+        name = re.sub(r"\d+", "N", stat[stat.index("(") + 1:stat.rindex(")")])
+        fields = stat.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return out
 
 
 def rss_bytes(pid):
@@ -56,6 +73,16 @@ class BenchSandbox(Sandbox):
         super().__init__(*args, **kwargs)
         self.overrides = overrides or {}
         self.edit = edit
+
+    @contextmanager
+    def serving(self, accounts=()):
+        """Sandbox.serving(), and the sandbox's directory (spool of 100 000
+        accounts: tens of MB) removed afterwards."""
+        try:
+            with super().serving(accounts):
+                yield self
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def write_config(self, **module_options):
         super().write_config(**module_options)

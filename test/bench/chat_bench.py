@@ -44,7 +44,7 @@ import time
 import urllib.request
 
 from benchlib import (BenchSandbox, Control, REPO, cpu_seconds, plain_for_client_host,
-                      self_cpu, write_json)
+                      self_cpu, thread_cpu_seconds, write_json)
 from sandbox import CLIENT_HOST, HELPDESK_HOST
 
 PAIRS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
@@ -242,6 +242,7 @@ def run_phase(server, control, pairs, selector, seconds):
     owner = {}
     for pair in pairs:
         owner[pair.a] = owner[pair.b] = pair
+    threads0 = thread_cpu_seconds(pid)
     cpu0, driver0, t0 = cpu_seconds(pid), self_cpu(), time.monotonic()
     end = t0 + seconds
     drain_end = end + DRAIN_S
@@ -273,7 +274,12 @@ def run_phase(server, control, pairs, selector, seconds):
     driver1 = self_cpu()
     synced = archive_sync(control)
     cpu1, t2 = cpu_seconds(pid), time.monotonic()
+    threads1 = thread_cpu_seconds(pid)
     messages = sum(p.delivered() for p in pairs)
+    # Where the server's CPU went, by thread kind (schedulers, dirty
+    # schedulers, the archive's writer thread...), us per message.
+    by_thread = {name: (threads1[name] - threads0.get(name, 0)) / messages * 1e6
+                 for name in threads1 if threads1[name] - threads0.get(name, 0) > 0}
     return {"messages": messages, "seconds": t1 - t0, "messages_per_s": messages / (t1 - t0),
             "server_cpu_s": cpu1 - cpu0,
             "server_cpu_us_per_message": (cpu1 - cpu0) / messages * 1e6,
@@ -281,7 +287,9 @@ def run_phase(server, control, pairs, selector, seconds):
             "driver_cpu_s": driver1 - driver0,
             "driver_cpu_us_per_message": (driver1 - driver0) / messages * 1e6,
             "driver_cores_busy": (driver1 - driver0) / (t1 - t0),
-            "archive_sync": synced}
+            "archive_sync": synced,
+            "server_cpu_us_per_message_by_thread": dict(sorted(by_thread.items(),
+                                                               key=lambda kv: -kv[1]))}
 
 
 def main():
@@ -347,7 +355,10 @@ def main():
                           f"{phase['server_cpu_us_per_message']:6.1f} us/msg "
                           f"({phase['server_cores_busy']:.2f} cores)  driver "
                           f"{phase['driver_cpu_us_per_message']:5.1f} us/msg "
-                          f"({phase['driver_cores_busy']:.2f} cores)", flush=True)
+                          f"({phase['driver_cores_busy']:.2f} cores); threads: "
+                          + ", ".join(f"{k} {v:.0f}" for k, v in list(
+                              phase["server_cpu_us_per_message_by_thread"].items())[:4]),
+                          flush=True)
             set_archive(control, True, index)
             archived1 = archive_status(control, CLIENT_HOST)
         finally:
@@ -362,6 +373,12 @@ def main():
                     ("messages_per_s", "server_cpu_us_per_message", "server_cores_busy",
                      "driver_cpu_us_per_message", "driver_cores_busy")}
              for mode in ("on", "off", "bystanders")}
+    for mode in modes:
+        mine = [p["server_cpu_us_per_message_by_thread"] for p in phases if p["mode"] == mode]
+        names = {n for m in mine for n in m}
+        modes[mode]["server_cpu_us_per_message_by_thread"] = dict(sorted(
+            ((n, sum(m.get(n, 0) for m in mine) / len(mine)) for n in names),
+            key=lambda kv: -kv[1]))
     ratio = modes["on"]["server_cpu_us_per_message"] / modes["off"]["server_cpu_us_per_message"]
     on = [p for p in phases if p["mode"] == "on"]
     off = [p for p in phases if p["mode"] == "off"]

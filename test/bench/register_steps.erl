@@ -70,7 +70,7 @@ concurrent(F, Workers, Ms) ->
     Parent = self(),
     Stop = erlang:monotonic_time(millisecond) + Ms,
     Reductions0 = reductions(),
-    {_, Cpu0} = statistics(runtime),
+    {Cpu0, _} = statistics(runtime),
     T0 = erlang:monotonic_time(microsecond),
     Pids = [spawn_link(fun() -> Parent ! {done, self(), work(F, Stop, [])} end)
             || _ <- lists:seq(1, Workers)],
@@ -78,7 +78,7 @@ concurrent(F, Workers, Ms) ->
     Times = lists:sort(lists:append([receive {done, P, C} -> C end || P <- Pids])),
     Count = length(Times),
     T1 = erlang:monotonic_time(microsecond),
-    {_, Cpu1} = statistics(runtime),
+    {Cpu1, _} = statistics(runtime),
     Reductions1 = reductions(),
     {Samples, Totals} = Queues,
     Top = lists:sublist(lists:reverse(lists:keysort(2, maps:to_list(Totals))), 5),
@@ -160,11 +160,11 @@ request(Host, Path, Body) ->
              length = byte_size(Body), sockmod = gen_tcp, opts = []}.
 
 measure(F, N) ->
-    {_, Cpu0} = statistics(runtime),
+    {Cpu0, _} = statistics(runtime),
     T0 = erlang:monotonic_time(nanosecond),
     loop(F, N),
     T1 = erlang:monotonic_time(nanosecond),
-    {_, Cpu1} = statistics(runtime),
+    {Cpu1, _} = statistics(runtime),
     #{wall_us => (T1 - T0) / 1000 / N, node_cpu_us => (Cpu1 - Cpu0) * 1000 / N}.
 
 loop(_F, 0) -> ok;
@@ -211,10 +211,10 @@ steps(Host, N, Name) ->
                   end, Acc10),
                   Acc11
           end,
-    {_, Cpu0} = statistics(runtime),
+    {Cpu0, _} = statistics(runtime),
     T0 = erlang:monotonic_time(nanosecond),
     Totals = lists:foldl(fun(_, Acc) -> One(Acc) end, #{}, lists:seq(1, N)),
     Wall = (erlang:monotonic_time(nanosecond) - T0) / 1000 / N,
-    {_, Cpu1} = statistics(runtime),
+    {Cpu1, _} = statistics(runtime),
     #{total => #{wall_us => Wall, node_cpu_us => (Cpu1 - Cpu0) * 1000 / N},
       steps_wall_us => maps:map(fun(_K, Ns) -> Ns / 1000 / N end, Totals)}.

@@ -266,6 +266,15 @@ def chat_section(r):
             f"on / ordinary accounts {ratios['cpu_on_over_bystanders']:.2f}x, off / ordinary "
             f"accounts {ratios['cpu_off_over_bystanders']:.2f}x. Goal {yes(r['goal']['met'])}.",
             ""]
+    modes = r["modes"]
+    if all("server_cpu_us_per_message_by_thread" in m for m in modes.values()):
+        names = sorted({n for m in modes.values() for n in m["server_cpu_us_per_message_by_thread"]},
+                       key=lambda n: -modes["on"]["server_cpu_us_per_message_by_thread"].get(n, 0))
+        out += ["Server CPU per message by thread (`/proc/<pid>/task/*/stat`, names with "
+                "digits folded), us, mean of the phases:", "",
+                table(["thread", "on", "off", "ordinary accounts"],
+                      [[n] + [modes[m]["server_cpu_us_per_message_by_thread"].get(n, 0.0)
+                              for m in ("on", "off", "bystanders")] for n in names[:8]]), ""]
     return out
 
 
