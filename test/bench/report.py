@@ -245,6 +245,18 @@ def visitors_section(r):
         out += ["", table(["ETS table (grew >= 64 KiB)", "bytes per visitor", "rows added"],
                           [[name, t["bytes_per_visitor"], t["rows_added"]]
                            for name, t in m["ets_tables_bytes_per_visitor"].items()]), ""]
+        if cats.get("processes", 0) > 64 and not m.get("processes_bytes_per_visitor"):
+            out += [f"`processes` grew {cats['processes']:.0f} bytes per visitor while no "
+                    "process did (each one's memory after its GC): that is the visitor_ttl "
+                    "timers (clicktochat_server's `erlang:send_after/3`, one per visitor; the "
+                    "VM accounts a timer and its copied message under `processes`).", ""]
+        if m.get("spool_files_bytes_per_visitor"):
+            out += ["On disk (the spool directory, files that grew >= 64 KiB; ejabberd 23.01 "
+                    "keeps `passwd` and `last_activity` in dets, `disc_only_copies`: an "
+                    "account costs disk, not memory):", "",
+                    table(["file", "bytes per visitor"],
+                          [[name, b] for name, b in m["spool_files_bytes_per_visitor"].items()]),
+                    ""]
     return out
 
 
@@ -266,6 +278,12 @@ def chat_section(r):
             f"on / ordinary accounts {ratios['cpu_on_over_bystanders']:.2f}x, off / ordinary "
             f"accounts {ratios['cpu_off_over_bystanders']:.2f}x. Goal {yes(r['goal']['met'])}.",
             ""]
+    entries = (r.get("archive_status_after") or {}).get("committed_entries")
+    if isinstance(entries, int):
+        out += [f"By the end the archive held {entries:,} entries, {entries / r['pairs']:,.0f} per "
+                "conversation on average (the conversations grow through the run: the writer's "
+                "cost per message depends on their length, see archive.json / the archive "
+                "writer bench).", ""]
     modes = r["modes"]
     if all("server_cpu_us_per_message_by_thread" in m for m in modes.values()):
         names = sorted({n for m in modes.values() for n in m["server_cpu_us_per_message_by_thread"]},

@@ -124,6 +124,8 @@ def snapshot(server, control):
                 f'rpc:call(Node, ejabberd_auth, count_users, [<<"{CLIENT_HOST}">>])')),
             "memory": control.gc_memory(), "ets": node_ets(control),
             "rss": rss_bytes(server.pid()),
+            "spool_files": {f.name: f.stat().st_size for f in server.spool.iterdir()
+                            if f.is_file()},
             "processes": int(control.eval("rpc:call(Node, erlang, system_info, "
                                           "[process_count])")),
             "process_memory": process_memory(control)}
@@ -171,6 +173,11 @@ def memory_per_visitor(before, after):
         delta = size - before["process_memory"].get(name, 0)
         if abs(delta) >= 16 * 1024:
             grown[name] = delta / added
+    disk = {}
+    for name, size in after["spool_files"].items():
+        delta = size - before["spool_files"].get(name, 0)
+        if abs(delta) >= 64 * 1024:
+            disk[name] = delta / added
     ets_total = categories["ets"]
     other_system = (categories["system"] - ets_total - categories["atom"]
                     - categories["binary"] - categories["code"])
@@ -182,6 +189,7 @@ def memory_per_visitor(before, after):
                 tables.items(), key=lambda kv: -kv[1]["bytes_per_visitor"])),
             "system_outside_ets_binary_code_atom_bytes_per_visitor": other_system,
             "processes_added": after["processes"] - before["processes"],
+            "spool_files_bytes_per_visitor": dict(sorted(disk.items(), key=lambda kv: -kv[1])),
             "processes_bytes_per_visitor": dict(sorted(grown.items(), key=lambda kv: -kv[1])),
             "goal_bytes": 1024, "met": categories["total"] <= 1024}
 
@@ -248,7 +256,7 @@ def main():
         "levels": levels, "fills": fills,
         "flatness": {"worst_deviation": worst, "goal": 0.15, "met": worst <= 0.15},
         "memory": memory,
-        "snapshots": {k: {f: v for f, v in s.items() if f not in ("ets", "process_memory")}
+        "snapshots": {k: {f: v for f, v in s.items() if f not in ("ets", "process_memory", "spool_files")}
                       for k, s in snapshots.items()},
     })
 
