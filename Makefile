@@ -14,6 +14,9 @@ PREFIX ?= $(EJABBERD_HOME)/.ejabberd-modules
 DESTDIR ?=
 MODULE_DIR = $(DESTDIR)$(PREFIX)/mod_clicktochat
 
+# What `make bench` needs on top (not `make test`): wrk drives the HTTP benches,
+# matplotlib draws docs/perf_*.png.
+BENCH_PACKAGES = wrk python3-matplotlib
 DEBIAN_PACKAGES = erlang-nox erlang-dev erlang-eunit rebar3 ejabberd python3-slixmpp python3-pytest python3-yaml python3-websockets curl iproute2 procps chromium
 ERL_SOURCES = $(wildcard erlang_src/*.erl)
 BEAMS = $(patsubst erlang_src/%.erl,ebin/%.beam,$(ERL_SOURCES))
@@ -30,7 +33,7 @@ NPM_CI = npm ci --no-audit --no-fund --loglevel=error
 # Debian's python, which has python3-slixmpp and python3-pytest (not pyenv's).
 PYTHON = /usr/bin/python3
 
-.PHONY: all nif beams widget npm-deps deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration lint demo demo-stop bench fuzz clean
+.PHONY: all nif beams widget npm-deps deps bench-deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration lint demo demo-stop bench bench-report fuzz clean
 
 all: nif beams widget
 
@@ -77,6 +80,11 @@ deps:
 	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; \
 	    trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_PACKAGES); }
+
+bench-deps:
+	@dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1 || { \
+	  set -e; apt-get update -q; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BENCH_PACKAGES); }
 
 install: all
 	@test -n "$(PREFIX)" -a "$(PREFIX)" != "/.ejabberd-modules" || { \
@@ -138,10 +146,21 @@ demo-stop:
 # the assignment read path: Mnesia dirty_read against ETS and a transaction;
 # a pick + release from a node that does not own the rotation (erpc); what
 # a session and a visitor cost on the stock configuration; the archive
-# writer's cost per message against conversation length.
+# writer's cost per message against conversation length. Then the
+# server-level figures, each against an alternative in the same run, as
+# JSON in _build/bench/: POST /register against mod_http_api's register
+# (SCRAM and plain), registration against live visitors and the memory of
+# one, server CPU per chat message with the archive on and off; and
+# docs/performance.md (+ docs/perf_*.png) from every _build/bench/*.json.
 BENCH_CLIENTS ?= 8
 BENCH_PAIRS ?= 50000
-bench: all
+# seconds per wrk run, rounds (A B A B...)
+BENCH_REGISTER ?= 5 3
+# seconds per wrk run, live visitor levels
+BENCH_VISITORS ?= 3 0 10000 50000 100000
+# pairs, seconds per phase, rounds
+BENCH_CHAT ?= 40 5 3
+bench: all bench-deps
 	@mkdir -p _build/bench
 	erlc -I erlang_src -o _build/bench test/bench/rotation_bench.erl
 	erl -noshell -pa ebin -pa _build/bench -run rotation_bench main $(BENCH_CLIENTS) $(BENCH_PAIRS)
@@ -151,6 +170,14 @@ bench: all
 	erl -sname clicktochat_bench -noshell -pa ebin -pa _build/bench -run cluster_bench main 20000
 	$(PYTHON) test/bench/session_cost.py 100
 	cargo bench -p clicktochat_core --bench archive_writer
+	$(PYTHON) test/bench/register_bench.py $(BENCH_REGISTER)
+	$(PYTHON) test/bench/visitors_bench.py $(BENCH_VISITORS)
+	$(PYTHON) test/bench/chat_bench.py $(BENCH_CHAT)
+	$(PYTHON) test/bench/report.py
+
+# docs/performance.md again from the _build/bench/*.json there are.
+bench-report:
+	$(PYTHON) test/bench/report.py
 
 clean:
 	rm -rf _build

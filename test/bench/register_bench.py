@@ -1,0 +1,198 @@
+"""POST /clicktochat/register against ejabberd's own mod_http_api `register`
+command (POST /api/register {"user", "host", "password"}), on one server,
+one HTTP listener carrying both, in one run: wrk runs alternate ours,
+theirs, ours, theirs... Each run: throughput, latency percentiles (wrk's),
+the server's CPU per registration (/proc/<beam>/stat, every thread) and
+wrk's own CPU (the driver must not be the bottleneck).
+
+Both bodies are JSON with a fresh user name per request (a wrk Lua script):
+  ours:   {"username": NAME, "password": "pw"}            -> 201, an agent picked
+  theirs: {"user": NAME, "host": CLIENT_HOST, "password": "pw"} -> 200
+Theirs is allowed from 127.0.0.1 by one api_permissions entry added to the
+stock configuration (benchlib.allow_api_register: the stock "admin access"
+rule answers 403 to an anonymous caller, even from loopback).
+
+Two configurations, one server each (Debian's stock ejabberd.yml made a
+sandbox, see test/sandbox.py): `scram` (the stock auth_password_format:
+every account costs a PBKDF2, on both sides) and `plain`
+(auth_password_format: plain for the client host only, via host_config:
+our own overhead becomes visible). Two agents online with max_sessions
+100000, visitor_ttl 1 h (no visitor expires during the bench), no rate
+limit, max_visitors 10^6.
+
+    /usr/bin/python3 test/bench/register_bench.py [seconds per run] [rounds]
+
+writes _build/bench/register.json. Ports 15301-15304.
+"""
+
+import sys
+import time
+
+from benchlib import (BenchSandbox, allow_api_register, load_register_steps, Control, cpu_seconds, median, plain_for_client_host,
+                      register_and_connect_agents, run_wrk, write_json)
+from sandbox import CLIENT_HOST
+
+SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+THREADS, CONNECTIONS = 2, 16
+
+MODULE_OPTIONS = {"max_sessions": 100000, "visitor_ttl": 3600,
+                  "max_registrations_per_minute": 0, "max_visitors": 1000000}
+
+SIDES = {
+    "ours": ("/clicktochat/register", '{"username": "NAME", "password": "pw"}'),
+    "theirs": ("/api/register",
+               '{"user": "NAME", "host": "%s", "password": "pw"}' % CLIENT_HOST),
+}
+
+
+def one_run(server, control, side, prefix, seconds):
+    path, template = SIDES[side]
+    pid = server.pid()
+    accounts0 = int(control.eval(
+        f'rpc:call(Node, ejabberd_auth, count_users, [<<"{CLIENT_HOST}">>])'))
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    result = run_wrk(server.url(path), prefix, template, "application/json",
+                     THREADS, CONNECTIONS, seconds)
+    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    accounts1 = int(control.eval(
+        f'rpc:call(Node, ejabberd_auth, count_users, [<<"{CLIENT_HOST}">>])'))
+    errors = sum(result["errors"].values())
+    ok = result["requests"] - result["errors"]["status"]
+    run = {
+        "side": side,
+        "requests": result["requests"],
+        "ok": ok,
+        "errors": result["errors"],
+        "accounts_created": accounts1 - accounts0,
+        "seconds": result["duration_us"] / 1e6,
+        "throughput_per_s": ok / (result["duration_us"] / 1e6),
+        "latency_us": result["latency_us"],
+        "server_cpu_s": cpu1 - cpu0,
+        "server_cpu_us_per_op": (cpu1 - cpu0) / max(ok, 1) * 1e6,
+        "server_cores_busy": (cpu1 - cpu0) / (t1 - t0),
+        "driver_cpu_s": result["driver_cpu_s"],
+        "driver_cores_busy": result["driver_cpu_s"] / (t1 - t0),
+    }
+    print(f"  {side:6} {run['throughput_per_s']:8.0f}/s  p50 {run['latency_us']['p50']/1000:6.1f} ms"
+          f"  p99 {run['latency_us']['p99']/1000:6.1f} ms  server {run['server_cpu_us_per_op']:7.0f}"
+          f" us/op ({run['server_cores_busy']:.2f} cores)  wrk {run['driver_cores_busy']:.2f} cores"
+          f"  errors {errors}", flush=True)
+    if errors or run["accounts_created"] != ok:
+        run["anomaly"] = (f"{errors} wrk errors; {run['accounts_created']} accounts for "
+                          f"{ok} successful requests")
+    return run
+
+
+def summary(runs):
+    def mean(side, key, sub=None):
+        values = [(r[key][sub] if sub else r[key]) for r in runs if r["side"] == side]
+        return sum(values) / len(values)
+    out = {side: {"throughput_per_s": mean(side, "throughput_per_s"),
+                  "p50_us": mean(side, "latency_us", "p50"),
+                  "p99_us": mean(side, "latency_us", "p99"),
+                  "server_cpu_us_per_op": mean(side, "server_cpu_us_per_op"),
+                  "server_cores_busy": mean(side, "server_cores_busy"),
+                  "driver_cores_busy": mean(side, "driver_cores_busy")}
+           for side in SIDES}
+    # Paired ratios, round by round (each ours run against the theirs run
+    # that follows it), and their median: robust to drift on a busy machine.
+    ours = [r for r in runs if r["side"] == "ours"]
+    theirs = [r for r in runs if r["side"] == "theirs"]
+    pairs = list(zip(ours, theirs))
+    out["ratios"] = {
+        "throughput_ours_over_theirs": out["ours"]["throughput_per_s"]
+        / out["theirs"]["throughput_per_s"],
+        "p99_ours_over_theirs": out["ours"]["p99_us"] / out["theirs"]["p99_us"],
+        "cpu_per_op_ours_over_theirs": out["ours"]["server_cpu_us_per_op"]
+        / out["theirs"]["server_cpu_us_per_op"],
+        "throughput_paired_median": median([a["throughput_per_s"] / b["throughput_per_s"]
+                                            for a, b in pairs]),
+        "p99_paired_median": median([a["latency_us"]["p99"] / b["latency_us"]["p99"]
+                                     for a, b in pairs]),
+    }
+    out["goals"] = {"throughput_ratio_min": 1.1, "p99_ratio_max": 1.0,
+                    "met": out["ratios"]["throughput_ours_over_theirs"] >= 1.1
+                    and out["ratios"]["p99_ours_over_theirs"] <= 1.0}
+    return out
+
+
+def in_node_profile(control, count=300):
+    """register_steps.erl, compiled here and loaded into the running node:
+    both handlers called directly, and ours step by step."""
+    load_register_steps(control)
+    profile = control.eval(f"""rpc:call(Node, register_steps, run,
+                                        [<<"{CLIENT_HOST}">>, {count}, <<"prof">>], 300000)""")
+    if not isinstance(profile, dict):
+        raise RuntimeError(f"register_steps:run/3 failed: {profile}")
+    h = profile["handlers"]
+    print(f"  in the node, one process: ours' handler {h['ours_handler']['wall_us']:.0f} us, "
+          f"theirs' {h['theirs_handler']['wall_us']:.0f} us per registration; the command "
+          f"alone {profile['theirs_command']['wall_us']:.0f} us, ejabberd_auth:try_register "
+          f"{profile['auth_try_register']['wall_us']:.0f} us", flush=True)
+    for c in profile["concurrent"]:
+        r = c["result"]
+        print(f"  in the node, 16 processes: {c['side']:15} {r['per_s']:6.0f}/s "
+              f"p50 {r['p50_us'] / 1000:5.1f} ms p99 {r['p99_us'] / 1000:6.1f} ms "
+              f"{r['node_cpu_us']:6.0f} us CPU/op; longest queues: "
+              + ", ".join(f"{q['process']} {q['mean_queue']:.1f}" for q in r["longest_queues"])
+              + "; others' reductions/op: "
+              + ", ".join(f"{q['process']} {q['reductions']:.0f}"
+                          for q in r["other_processes_reductions_per_op"]),
+              flush=True)
+    steps = profile["ours_steps"]["steps_wall_us"]
+    print("  ours, step by step (us): " + ", ".join(f"{k[2:]} {v:.0f}" for k, v in
+                                                    sorted(steps.items())), flush=True)
+    return profile
+
+
+def bench(mode, c2s_port, http_port):
+    def edit(config):
+        allow_api_register(config)
+        if mode == "plain":
+            plain_for_client_host(config)
+    server = BenchSandbox(f"bench_register_{mode}", c2s_port, http_port, MODULE_OPTIONS,
+                          stock_config=True, edit=edit)
+    print(f"register, {mode} passwords for {CLIENT_HOST}: wrk -t{THREADS} -c{CONNECTIONS}"
+          f" -d{SECONDS}s, {ROUNDS} rounds", flush=True)
+    with server.serving():
+        agents = register_and_connect_agents(server, 2)
+        control = Control(server)
+        try:
+            # Warm-up, not counted: code loaded, tables and caches hot.
+            for side in SIDES:
+                run_wrk(server.url(SIDES[side][0]), f"warm{side}", SIDES[side][1],
+                        "application/json", THREADS, CONNECTIONS, 1)
+            runs = []
+            for round_ in range(ROUNDS):
+                for side in SIDES:
+                    runs.append(one_run(server, control, side, f"r{round_}{side}", SECONDS))
+            visitors = int(control.eval("rpc:call(Node, mnesia, table_info, "
+                                        "[clicktochat_visitor, size])"))
+            profile = in_node_profile(control, 100 if mode == "scram" else 300)
+        finally:
+            control.close()
+            for agent in agents:
+                agent.disconnect()
+    result = {"mode": mode, "runs": runs, "visitors_at_end": visitors, **summary(runs),
+              "in_node": profile}
+    r = result["ratios"]
+    print(f"  ours/theirs: throughput {r['throughput_ours_over_theirs']:.2f}x, "
+          f"p99 {r['p99_ours_over_theirs']:.2f}x, CPU/op {r['cpu_per_op_ours_over_theirs']:.2f}x",
+          flush=True)
+    return result
+
+
+def main():
+    configs = [bench("scram", 15301, 15302), bench("plain", 15303, 15304)]
+    write_json("register", {
+        "description": "POST /clicktochat/register vs mod_http_api POST /api/register, "
+                       "wrk runs alternating ours/theirs on one server",
+        "wrk": {"threads": THREADS, "connections": CONNECTIONS, "seconds": SECONDS,
+                "rounds": ROUNDS},
+        "module_options": MODULE_OPTIONS,
+        "configs": configs,
+    })
+
+
+main()

@@ -1,0 +1,367 @@
+"""Writes docs/performance.md (and small PNG plots beside it, in docs/) from
+every _build/bench/*.json present. Run by `make bench` after the benches;
+Debian's /usr/bin/python3; plots with python3-matplotlib when installed
+(left out otherwise, with a note).
+
+Files it knows (anything else found is listed with its headline values):
+
+- register.json  (test/bench/register_bench.py) POST /register vs
+  mod_http_api's register, SCRAM and plain.
+- visitors.json  (test/bench/visitors_bench.py) registration against live
+  visitors; memory per live visitor.
+- chat.json      (test/bench/chat_bench.py) server CPU per chat message,
+  archive on vs off.
+- rotation.json and archive.json: written by other benches, in this shape
+  (every key but "series" optional):
+
+    {
+      "bench": "rotation",                 # or "archive"
+      "description": "what was measured, one line",
+      "command": "how it was run",
+      "machine": {...},                    # as benchlib.machine() writes it
+      "x_label": "agents",                 # rotation: agents; archive:
+      "y_label": "us per enter + release", #   entries in the conversation
+      "series": [{"x": 10, "y": 1.9}, {"x": 100, "y": 2.0}, ...],
+      "alternative": {"name": "gen_server", "series": [{"x": 10, "y": 5.1}, ...]},
+      "goal": {"text": "flat within 15 %", "met": true}
+    }
+
+  "series" is ours (points in x order; y the cost at x); "alternative"
+  what it is compared with, measured in the same run, the same points
+  (or null). A point may carry more keys (e.g. "p99"); they are shown
+  in the table. Each gets a table (x, y, alternative's y, ratio) and a
+  plot (docs/perf_rotation.png, docs/perf_archive.png).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+BENCH = REPO / "_build" / "bench"
+DOCS = REPO / "docs"
+OUT = DOCS / "performance.md"
+
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:      # python3-matplotlib not installed: tables only
+    plt = None
+
+
+def load():
+    found = {}
+    for path in sorted(BENCH.glob("*.json")):
+        try:
+            found[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            print(f"report: skipping {path}: {error}", file=sys.stderr)
+    return found
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def yes(met):
+    return "**met**" if met else "**not met**"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in row) + " |"
+              for row in rows]
+    return "\n".join(lines)
+
+
+def plot(name, title, xlabel, ylabel, curves, logx=False):
+    """curves: [(label, xs, ys)]. Returns the markdown image line or ''."""
+    if plt is None or not any(xs for _, xs, _ in curves):
+        return ""
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    for label, xs, ys in curves:
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("symlog", linthresh=1000)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = DOCS / f"perf_{name}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return f"![{title}]({path.name})"
+
+
+def machine_section(results):
+    machines = {json.dumps(r.get("machine"), sort_keys=True, default=str): r.get("machine")
+                for r in results.values() if r.get("machine")}
+    out = ["## Machine", ""]
+    for m in machines.values():
+        out.append(f"- {m.get('nproc')} CPUs ({m.get('cpu')}), {m.get('os')}, "
+                   f"kernel {m.get('kernel')}; Erlang/OTP {m.get('otp')}, "
+                   f"ejabberd {m.get('ejabberd')} (Debian); load average when a bench "
+                   f"started: {', '.join(f'{x:.2f}' for x in m.get('loadavg_at_start', []))}")
+    out.append("")
+    out.append("Taken: " + ", ".join(f"{name} {r.get('taken_at', '?')}"
+                                     for name, r in sorted(results.items())))
+    return out
+
+
+def register_section(r):
+    out = ["## POST /register against ejabberd's own register command", "",
+           r.get("description", ""), "",
+           f"`wrk -t{r['wrk']['threads']} -c{r['wrk']['connections']} "
+           f"-d{r['wrk']['seconds']}s`, {r['wrk']['rounds']} rounds of ours then theirs "
+           "(A B A B), one server per password format, JSON bodies, unique names "
+           "(a Lua script). Server CPU from `/proc/<beam>/stat`, per successful "
+           "registration; wrk's own CPU from its rusage. Goal: ours >= 1.1x theirs in "
+           "throughput, p99 <= 1.0x theirs.", ""]
+    for config in r["configs"]:
+        out += [f"### {config['mode']} passwords for the client host", ""]
+        rows = []
+        for run in config["runs"]:
+            lat = run["latency_us"]
+            rows.append([run["side"], run["ok"], run["throughput_per_s"], lat["p50"] / 1000,
+                         lat["p99"] / 1000, run["server_cpu_us_per_op"],
+                         run["server_cores_busy"], run["driver_cores_busy"],
+                         sum(run["errors"].values())])
+        out.append(table(["run", "registrations", "per s", "p50 ms", "p99 ms",
+                          "server CPU us/op", "server cores", "wrk cores", "errors"], rows))
+        ratios = config["ratios"]
+        out += ["", f"Ours / theirs: throughput **{ratios['throughput_ours_over_theirs']:.2f}x** "
+                f"(paired median {ratios['throughput_paired_median']:.2f}x), p99 "
+                f"**{ratios['p99_ours_over_theirs']:.2f}x** (paired median "
+                f"{ratios['p99_paired_median']:.2f}x), server CPU per registration "
+                f"{ratios['cpu_per_op_ours_over_theirs']:.2f}x. Goal "
+                f"{yes(config['goals']['met'])}.", ""]
+        out += in_node_lines(config.get("in_node"))
+    return out
+
+
+def in_node_lines(p):
+    """register_steps.erl's figures: where a registration's time goes."""
+    if not p:
+        return []
+    h = p["handlers"]
+    out = [f"In the node (test/bench/register_steps.erl, no HTTP socket): one process, "
+           f"{p['registrations_per_block']} registrations per block, {p['blocks']} blocks "
+           f"each: ours' handler {h['ours_handler']['wall_us']:.0f} us, theirs' "
+           f"{h['theirs_handler']['wall_us']:.0f} us per registration (node CPU "
+           f"{h['ours_handler']['node_cpu_us']:.0f} / {h['theirs_handler']['node_cpu_us']:.0f} us); "
+           f"the `register` command's body alone (ejabberd_admin:register/3) "
+           f"{p['theirs_command']['wall_us']:.0f} us, ejabberd_auth:try_register/3 alone "
+           f"{p['auth_try_register']['wall_us']:.0f} us.", ""]
+    steps = p["ours_steps"]["steps_wall_us"]
+    total = sum(steps.values())
+    out.append(table(["ours, step by step (one process)", "us", "share"],
+                     [[k[2:].replace("_", " "), v, f"{v / total * 100:.1f} %"]
+                      for k, v in sorted(steps.items())]))
+    rows = []
+    for c in p.get("concurrent", []):
+        r = c["result"]
+        rows.append([c["side"].replace("_handler", ""), r["per_s"], r["p50_us"] / 1000,
+                     r["p99_us"] / 1000, r["node_cpu_us"],
+                     ", ".join(f"{q['process']} {q['mean_queue']:.1f}"
+                               for q in r["longest_queues"][:3]),
+                     ", ".join(f"{q['process']} {q['reductions']:.0f}"
+                               for q in r["other_processes_reductions_per_op"][:4])])
+    if rows:
+        out += ["", table(["16 processes, 2 s", "per s", "p50 ms", "p99 ms", "node CPU us/op",
+                           "longest message queues (mean)",
+                           "other processes' reductions per registration"], rows)]
+    return out + [""]
+
+
+def visitors_section(r):
+    out = ["## Registration against live visitors", "", r.get("description", "") + ".",
+           f"Passwords: {r.get('passwords')}. Each level: wrk "
+           f"`-t{r['wrk']['threads']} -c{r['wrk']['connections']} -d{r['wrk']['seconds']}s`, "
+           f"{r['wrk']['rounds']} rounds of ours then theirs; the level is the count of live "
+           "visitors when its first run starts (each run adds its own registrations). "
+           "Goal: ours flat within +-15 % of the first level.", ""]
+    rows = []
+    for level in r["levels"]:
+        ours, theirs, v = level["ours"], level["theirs"], level["ours_vs_first_level"]
+        rows.append([level["visitors_at_start"], ours["throughput_per_s"], ours["p99_us"] / 1000,
+                     ours["server_cpu_us_per_op"], theirs["throughput_per_s"],
+                     theirs["p99_us"] / 1000, f"{v['throughput']:.2f}x", f"{v['p99']:.2f}x",
+                     f"{v['server_cpu_per_op']:.2f}x",
+                     f"{level['ours_over_theirs']['throughput']:.2f}x"])
+    out.append(table(["live visitors", "ours /s", "ours p99 ms", "ours CPU us/op",
+                      "theirs /s", "theirs p99 ms", "ours throughput vs first",
+                      "ours p99 vs first", "ours CPU/op vs first", "ours/theirs /s"], rows))
+    flat = r["flatness"]
+    out += ["", f"Worst deviation of ours from the first level (throughput or p99): "
+            f"**{flat['worst_deviation'] * 100:.0f} %**. Goal {yes(flat['met'])}.", ""]
+    if all(level.get("ours_steps") for level in r["levels"]):
+        keys = sorted(r["levels"][0]["ours_steps"]["steps_wall_us"])
+        out += ["Ours step by step at each level (test/bench/register_steps.erl, one process, "
+                "us per registration): what grows with live visitors.", "",
+                table(["live visitors"] + [k[2:].replace("_", " ") for k in keys] + ["total"],
+                      [[level["visitors_at_start"]]
+                       + [level["ours_steps"]["steps_wall_us"][k] for k in keys]
+                       + [level["ours_steps"]["total"]["wall_us"]] for level in r["levels"]]),
+                ""]
+    xs = [level["visitors_at_start"] for level in r["levels"]]
+    image = plot("visitors", "Registration vs live visitors", "live visitors",
+                 "registrations / s",
+                 [("ours", xs, [level["ours"]["throughput_per_s"] for level in r["levels"]]),
+                  ("mod_http_api", xs,
+                   [level["theirs"]["throughput_per_s"] for level in r["levels"]])])
+    image_p99 = plot("visitors_p99", "Registration p99 vs live visitors", "live visitors",
+                     "p99 (ms)",
+                     [("ours", xs, [level["ours"]["p99_us"] / 1000 for level in r["levels"]]),
+                      ("mod_http_api", xs,
+                       [level["theirs"]["p99_us"] / 1000 for level in r["levels"]])])
+    out += [line for line in (image, image_p99) if line] + [""]
+    fills = ", ".join(f"{f['visitors']} in {f['seconds']:.0f} s" for f in r.get("fills", [])
+                      if f["seconds"] >= 1)
+    if fills:
+        out += [f"Fills (wrk, ours): {fills}.", ""]
+    m = r.get("memory")
+    if m:
+        out += ["### Memory per live visitor", "",
+                f"Around the last fill: {m['visitors_added']:,} visitors added "
+                f"({m['accounts_added']:,} accounts); node memory after a full GC of every "
+                f"process (`erlang:memory()`), per visitor: **{m['total_bytes_per_visitor']:.0f} "
+                f"bytes** (goal <= {m['goal_bytes']}: {yes(m['met'])}); the beam's RSS grew "
+                f"{m['rss_bytes_per_visitor']:.0f} bytes per visitor (includes what the NIF "
+                "allocates outside the VM's allocators, and allocator slack).", ""]
+        cats = m["erlang_memory_bytes_per_visitor"]
+        out.append(table(["erlang:memory category", "bytes per visitor"],
+                         [[k, cats[k]] for k in ("total", "processes", "ets", "binary",
+                                                 "system", "atom", "code") if k in cats]
+                         + [["system outside ets/binary/code/atom (timers, ...)",
+                             m["system_outside_ets_binary_code_atom_bytes_per_visitor"]]]))
+        out += ["", table(["ETS table (grew >= 64 KiB)", "bytes per visitor", "rows added"],
+                          [[name, t["bytes_per_visitor"], t["rows_added"]]
+                           for name, t in m["ets_tables_bytes_per_visitor"].items()]), ""]
+        if cats.get("processes", 0) > 64 and not m.get("processes_bytes_per_visitor"):
+            out += [f"`processes` grew {cats['processes']:.0f} bytes per visitor while no "
+                    "process did (each one's memory after its GC): that is the visitor_ttl "
+                    "timers (clicktochat_server's `erlang:send_after/3`, one per visitor; the "
+                    "VM accounts a timer and its copied message under `processes`).", ""]
+        if m.get("spool_files_bytes_per_visitor"):
+            out += ["On disk (the spool directory, files that grew >= 64 KiB; ejabberd 23.01 "
+                    "keeps `passwd` and `last_activity` in dets, `disc_only_copies`: an "
+                    "account costs disk, not memory):", "",
+                    table(["file", "bytes per visitor"],
+                          [[name, b] for name, b in m["spool_files_bytes_per_visitor"].items()]),
+                    ""]
+    return out
+
+
+def chat_section(r):
+    out = ["## Server CPU per chat message, archive on and off", "", r["description"] + ".",
+           f"{r['pairs']} visitor-agent pairs (and as many pairs of ordinary accounts), "
+           f"{r['window']} messages in flight per direction, phases of {r['seconds']:g} s, "
+           f"{r['rounds']} rounds of on, off, ordinary accounts. {r['transport']}; "
+           f"a message is {r['message_bytes']} bytes as sent. Each phase ends once every "
+           "message sent is received and the archive has synced. Goal: on <= 1.15x off.", ""]
+    rows = [[p["mode"], p["messages"], p["messages_per_s"], p["server_cpu_us_per_message"],
+             p["server_cores_busy"], p["driver_cpu_us_per_message"], p["driver_cores_busy"]]
+            for p in r["phases"]]
+    out.append(table(["phase", "messages", "per s", "server CPU us/msg", "server cores",
+                      "driver CPU us/msg", "driver cores"], rows))
+    ratios = r["ratios"]
+    out += ["", f"Server CPU per message, archive on / off: **{ratios['cpu_on_over_off']:.2f}x** "
+            f"(round by round: {', '.join(f'{x:.2f}' for x in ratios['cpu_on_over_off_paired'])}); "
+            f"on / ordinary accounts {ratios['cpu_on_over_bystanders']:.2f}x, off / ordinary "
+            f"accounts {ratios['cpu_off_over_bystanders']:.2f}x. Goal {yes(r['goal']['met'])}.",
+            ""]
+    entries = (r.get("archive_status_after") or {}).get("committed_entries")
+    if isinstance(entries, int):
+        out += [f"By the end the archive held {entries:,} entries, {entries / r['pairs']:,.0f} per "
+                "conversation on average (the conversations grow through the run: the writer's "
+                "cost per message depends on their length, see archive.json / the archive "
+                "writer bench).", ""]
+    modes = r["modes"]
+    if all("server_cpu_us_per_message_by_thread" in m for m in modes.values()):
+        names = sorted({n for m in modes.values() for n in m["server_cpu_us_per_message_by_thread"]},
+                       key=lambda n: -modes["on"]["server_cpu_us_per_message_by_thread"].get(n, 0))
+        out += ["Server CPU per message by thread (`/proc/<pid>/task/*/stat`, names with "
+                "digits folded), us, mean of the phases:", "",
+                table(["thread", "on", "off", "ordinary accounts"],
+                      [[n] + [modes[m]["server_cpu_us_per_message_by_thread"].get(n, 0.0)
+                              for m in ("on", "off", "bystanders")] for n in names[:8]]), ""]
+    return out
+
+
+def generic_series_section(name, r):
+    title = {"rotation": "Rotation against the number of agents",
+             "archive": "Archive cost against conversation length"}.get(name, name)
+    out = [f"## {title}", "", r.get("description", ""), ""]
+    if r.get("command"):
+        out += [f"`{r['command']}`", ""]
+    series = r.get("series") or []
+    alt = r.get("alternative") or {}
+    alt_points = {p["x"]: p["y"] for p in (alt.get("series") or [])} if isinstance(alt, dict) \
+        else {}
+    extra = sorted({k for p in series for k in p if k not in ("x", "y")})
+    header = [r.get("x_label", "x"), r.get("y_label", "y")] + extra
+    if alt_points:
+        header += [f"{alt.get('name', 'alternative')}", "ratio"]
+    rows = []
+    for p in series:
+        row = [p["x"], p["y"]] + [p.get(k) for k in extra]
+        if alt_points:
+            a = alt_points.get(p["x"])
+            row += [a, f"{p['y'] / a:.2f}x" if a else "-"]
+        rows.append(row)
+    out.append(table(header, rows))
+    goal = r.get("goal")
+    if goal:
+        out += ["", f"Goal: {goal.get('text', '')}: {yes(goal.get('met'))}."]
+    curves = [("ours", [p["x"] for p in series], [p["y"] for p in series])]
+    if alt_points:
+        xs = sorted(alt_points)
+        curves.append((alt.get("name", "alternative"), xs, [alt_points[x] for x in xs]))
+    image = plot(name, title, r.get("x_label", "x"), r.get("y_label", "y"), curves)
+    return out + ["", image, ""] if image else out + [""]
+
+
+def other_section(name, r):
+    keys = ", ".join(k for k in r if k not in ("machine", "bench"))
+    return [f"## {name}", "", r.get("description", f"_build/bench/{name}.json ({keys})"), ""]
+
+
+def main():
+    results = load()
+    if not results:
+        print("report: no _build/bench/*.json; run `make bench` first", file=sys.stderr)
+        return 1
+    DOCS.mkdir(exist_ok=True)
+    out = ["# Performance", "",
+           "Written by `test/bench/report.py` from `_build/bench/*.json` (`make bench`). "
+           "Ratios are against an alternative measured in the same run; CPU figures are the "
+           "server process's own (`/proc/<pid>/stat`, every thread).", ""]
+    out += machine_section(results) + [""]
+    out += ["## Commands", "", "```sh", "make bench"]
+    out += [r["command"] for r in results.values() if r.get("command")]
+    out += ["```", ""]
+    sections = {"register": register_section, "visitors": visitors_section,
+                "chat": chat_section}
+    for name in ("register", "visitors", "chat", "rotation", "archive"):
+        if name in results:
+            r = results[name]
+            out += (sections[name](r) if name in sections else generic_series_section(name, r))
+    for name, r in results.items():
+        if name not in ("register", "visitors", "chat", "rotation", "archive"):
+            out += other_section(name, r)
+    if plt is None:
+        out += ["(No plots: python3-matplotlib is not installed.)", ""]
+    OUT.write_text("\n".join(out).rstrip() + "\n")
+    print(f"wrote {OUT.relative_to(REPO)}")
+    return 0
+
+
+sys.exit(main())
