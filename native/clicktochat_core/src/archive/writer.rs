@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 
 /// Most commands one batch takes from the channel before committing.
 const BATCH_MAX: usize = 4096;
+/// How long the first entry of a batch waits for others before the batch is
+/// committed: a commit (a redb transaction and its fsync) costs far more
+/// than an entry, and at a few thousand messages a second this makes one
+/// commit carry dozens. A sync, or a full batch, commits at once.
+const COMMIT_WINDOW: Duration = Duration::from_millis(10);
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
@@ -46,6 +51,15 @@ impl Retry {
         let now = Instant::now();
         self.at
             .get_or_insert(earliest.map_or(now, |earliest| earliest.max(now)));
+    }
+
+    /// Now, if scheduled later and not backing off from a failure.
+    fn hurry(&mut self) {
+        if self.delay == RETRY_FIRST {
+            if let Some(at) = &mut self.at {
+                *at = (*at).min(Instant::now());
+            }
+        }
     }
 
     fn is_due(&self) -> bool {
@@ -115,11 +129,15 @@ impl Writer {
                 match command {
                     Command::Record(pending) => {
                         unsaved.push(pending);
-                        self.save.soon();
+                        self.save
+                            .not_before(Instant::now().checked_add(COMMIT_WINDOW));
                     }
                     Command::Sync(done) => syncs.push(done),
                     Command::Shutdown => shutdown = true,
                 }
+            }
+            if !syncs.is_empty() || shutdown || unsaved.len() >= BATCH_MAX {
+                self.save.hurry();
             }
             if !unsaved.is_empty() && self.save.is_due() {
                 match self.store.save(&unsaved) {
