@@ -41,7 +41,7 @@ nif: $(NIF)
 
 # A file target, so that `sudo make install` after `make` needs no cargo in
 # root's PATH.
-$(NIF): Cargo.toml Cargo.lock $(wildcard native/*/Cargo.toml native/*/src/*.rs)
+$(NIF): Cargo.toml Cargo.lock $(wildcard native/*/Cargo.toml) $(shell find native/clicktochat_core/src native/clicktochat_nif/src -name "*.rs")
 	cargo build --release --locked -p clicktochat_nif
 	mkdir -p priv
 	cp target/release/libclicktochat_nif.so $(NIF)
