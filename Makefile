@@ -30,7 +30,7 @@ NPM_CI = npm ci --no-audit --no-fund --loglevel=error
 # Debian's python, which has python3-slixmpp and python3-pytest (not pyenv's).
 PYTHON = /usr/bin/python3
 
-.PHONY: all nif beams widget npm-deps deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration lint demo demo-stop bench fuzz clean
+.PHONY: all nif beams widget npm-deps deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration lint demo demo-stop bench bench-rotation fuzz clean
 
 all: nif beams widget
 
@@ -134,17 +134,25 @@ demo: deps all
 demo-stop:
 	DEMO_HTTP_PORT=$(DEMO_HTTP_PORT) DEMO_C2S_PORT=$(DEMO_C2S_PORT) $(PYTHON) test/demo.py --stop
 
-# The rotation's hot path: direct NIF calls against a gen_server, in one run;
+# The VM's headers, for the NIF floor (test/bench/floor_nif.c).
+ERL_INCLUDE = $(shell erl -noshell -eval 'io:format("~s/erts-~s/include", [code:root_dir(), erlang:system_info(version)]), halt().')
+# Where rotation_bench writes its figures (JSON).
+ROTATION_BENCH_JSON ?= _build/bench/rotation.json
+# The desk's hot path alone (about half a minute): enter + release against the
+# NIF floor and a gen_server, at 10 to 100 000 agents; figures also as JSON.
+bench-rotation: nif beams
+	@mkdir -p _build/bench
+	gcc -O2 -fPIC -shared -Wall -Werror -I $(ERL_INCLUDE) -o _build/bench/floor_nif.so test/bench/floor_nif.c
+	erlc -o _build/bench test/bench/floor_nif.erl
+	erlc -I erlang_src -o _build/bench test/bench/rotation_bench.erl
+	erl -noshell -pa ebin -pa _build/bench -run rotation_bench main $(ROTATION_BENCH_JSON)
+
+# The rotation's hot path (bench-rotation, above);
 # the assignment read path: Mnesia dirty_read against ETS and a transaction;
 # a pick + release from a node that does not own the rotation (erpc); what
 # a session and a visitor cost on the stock configuration; the archive
 # writer's cost per message against conversation length.
-BENCH_CLIENTS ?= 8
-BENCH_PAIRS ?= 50000
-bench: all
-	@mkdir -p _build/bench
-	erlc -I erlang_src -o _build/bench test/bench/rotation_bench.erl
-	erl -noshell -pa ebin -pa _build/bench -run rotation_bench main $(BENCH_CLIENTS) $(BENCH_PAIRS)
+bench: all bench-rotation
 	erlc -o _build/bench test/bench/assignment_bench.erl
 	erl -noshell -pa _build/bench -run assignment_bench main 100000 1000000
 	erlc -o _build/bench test/bench/cluster_bench.erl
