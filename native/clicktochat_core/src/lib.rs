@@ -12,6 +12,8 @@ pub mod conversation;
 pub mod desk;
 pub mod estimate;
 pub mod etf;
+pub mod id_list;
+pub mod interner;
 pub mod line;
 pub mod ratelimit;
 pub mod records;
@@ -22,4 +24,4 @@ pub mod rotation;
 
 pub use desk::{Assignment, Changes, Desk, Entry, NewPosition, Status};
 pub use registration::{parse_registration, Registration, RegistrationError};
-pub use rotation::{Availability, Release, Rotation, Routing};
+pub use rotation::{AgentId, Availability, Release, Rotation, Routing};
