@@ -2,11 +2,12 @@
 //! (`enter`), its chat ends (`release`), at 10, 1 000 and 100 000 agents
 //! online (each with more slots than the run uses, so every pick
 //! succeeds), for both routings. The cost should not depend on the number
-//! of agents. `cargo bench -p clicktochat_core --bench desk` (add
+//! of agents. The visitor gets the agent's name borrowed
+//! ([`Desk::enter_ref`]), as the NIF does. `cargo bench -p clicktochat_core --bench desk` (add
 //! `-- --quick` for a short run); `make bench-rotation` measures the same
 //! pair through the NIF.
 
-use clicktochat_core::{Desk, Release, Routing};
+use clicktochat_core::{Desk, Entry, Release, Routing};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::hint::black_box;
 use std::time::Duration;
@@ -32,11 +33,18 @@ fn enter_release(c: &mut Criterion) {
             let mut d = desk(routing, agents);
             group.bench_function(format!("{agents}_agents"), |b| {
                 b.iter(|| {
-                    let agent = match d.enter(black_box("visitor"), 0) {
-                        clicktochat_core::desk::Entry::Assigned(agent) => agent,
+                    // As the NIF does: the name borrowed, copied once (here
+                    // into a buffer that the NIF's binary stands for).
+                    let mut name = [0u8; 64];
+                    let len = match d.enter_ref(black_box("visitor"), 0) {
+                        Entry::Assigned(agent) => {
+                            name[..agent.len()].copy_from_slice(agent.as_bytes());
+                            agent.len()
+                        }
                         other => panic!("no agent: {other:?}"),
                     };
-                    let (release, _) = d.release(black_box(&agent), None, 0);
+                    let agent = std::str::from_utf8(&name[..len]).expect("a name");
+                    let (release, _) = d.release(black_box(agent), None, 0);
                     assert_eq!(release, Release::Freed);
                 })
             });

@@ -136,24 +136,47 @@ fn name_of(names: &[Option<Box<str>>], id: u32) -> &str {
 /// A seeded hash of `bytes`: 8 bytes at a time, each mixed in by a 64x64 ->
 /// 128-bit multiply folded to 64 bits (the mixing step of foldhash and
 /// wyhash), the length in the seed, a final fold for the bits hashbrown
-/// takes from the top.
+/// takes from the top. The bytes past the last whole 8 are read as the last
+/// 8 (overlapping), and a name under 8 bytes in two overlapping reads, as
+/// wyhash does: fixed-size loads, no copy of a variable length.
 fn hash(seed: u64, bytes: &[u8]) -> u64 {
     const K0: u64 = 0x243f_6a88_85a3_08d3;
     const K1: u64 = 0x1319_8a2e_0370_7344;
-    let mut h = seed ^ (bytes.len() as u64).wrapping_mul(K0);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = fold_mul(h ^ u64::from_le_bytes(word), K1);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        h = fold_mul(h ^ u64::from_le_bytes(word), K1);
+    let len = bytes.len();
+    let mut h = seed ^ (len as u64).wrapping_mul(K0);
+    if len >= 8 {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            h = fold_mul(h ^ word(chunk), K1);
+        }
+        if !chunks.remainder().is_empty() {
+            h = fold_mul(h ^ word(&bytes[len - 8..]), K1);
+        }
+    } else if len >= 4 {
+        let low = u64::from(half(&bytes[..4]));
+        let high = u64::from(half(&bytes[len - 4..]));
+        h = fold_mul(h ^ (low | high << 32), K1);
+    } else if len > 0 {
+        let small = u64::from(bytes[0])
+            | u64::from(bytes[len / 2]) << 8
+            | u64::from(bytes[len - 1]) << 16;
+        h = fold_mul(h ^ small, K1);
     }
     fold_mul(h ^ seed, K0)
+}
+
+/// 8 bytes, little-endian.
+fn word(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(word)
+}
+
+/// 4 bytes, little-endian.
+fn half(bytes: &[u8]) -> u32 {
+    let mut half = [0u8; 4];
+    half.copy_from_slice(&bytes[..4]);
+    u32::from_le_bytes(half)
 }
 
 fn fold_mul(a: u64, b: u64) -> u64 {
