@@ -157,9 +157,8 @@ fn hash(seed: u64, bytes: &[u8]) -> u64 {
         let high = u64::from(half(&bytes[len - 4..]));
         h = fold_mul(h ^ (low | high << 32), K1);
     } else if len > 0 {
-        let small = u64::from(bytes[0])
-            | u64::from(bytes[len / 2]) << 8
-            | u64::from(bytes[len - 1]) << 16;
+        let small =
+            u64::from(bytes[0]) | u64::from(bytes[len / 2]) << 8 | u64::from(bytes[len - 1]) << 16;
         h = fold_mul(h ^ small, K1);
     }
     fold_mul(h ^ seed, K0)

@@ -15,6 +15,7 @@ pub mod etf;
 pub mod id_list;
 pub mod interner;
 pub mod line;
+pub mod ranking;
 pub mod ratelimit;
 pub mod records;
 pub mod registration;

@@ -21,11 +21,11 @@
 //! - round robin: an index-linked list of ids (the FIFO), so a pick (head to
 //!   tail), a release that brings a full agent back, a departure, are O(1)
 //!   in the worst case, whatever the number of agents;
-//! - least busy: an ordered map from `(load, idle_since)` to the id, its
-//!   first entry the next pick (`idle_since` is a counter taken at the
-//!   agent's last assignment or when it joined): O(log agents) in the worst
-//!   case. The usual moves (a pick, the release that follows) touch its two
-//!   ends, which stay in cache.
+//! - least busy: the ids ranked by `(load, idle_since)` (`idle_since` is a
+//!   counter taken at the agent's last assignment or when it joined), a
+//!   bucket per load sorted by `idle_since` ([`crate::ranking`]): a pick and
+//!   the release that follows it are O(1); a release out of order is a
+//!   binary search and a move of at most half a bucket.
 //!
 //! An agent leaving the rotation is removed at once, so every operation but
 //! the O(agents) ones (`set_max_sessions`, `queue`, `loads`) has the bounds
@@ -36,7 +36,7 @@
 
 use crate::id_list::IdList;
 use crate::interner::Interner;
-use std::collections::BTreeMap;
+use crate::ranking::{Rank, Ranking};
 
 /// Who gets the next visitor; chosen when the rotation is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +52,6 @@ pub enum Routing {
 /// visitor); its name is [`Rotation::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AgentId(u32);
-
-/// Least busy's order: the smallest is picked next.
-type Rank = (u32, u64);
 
 #[derive(Debug, Default)]
 struct Agent {
@@ -110,7 +107,7 @@ pub struct Rotation {
     fifo: IdList,
     /// Least busy: the agents in the rotation by rank, the next pick first.
     /// Exactly the agents whose `rank` is set, under that rank.
-    ranked: BTreeMap<Rank, u32>,
+    ranked: Ranking,
     /// Idle stamps: it only goes up, so it orders events.
     clock: u64,
     /// The sum of every agent's `counted`, kept by `sync` so that reading it
@@ -127,7 +124,7 @@ impl Rotation {
             names: Interner::new(),
             agents: Vec::new(),
             fifo: IdList::new(),
-            ranked: BTreeMap::new(),
+            ranked: Ranking::new(),
             clock: 0,
             availability: Availability::default(),
         }
@@ -226,8 +223,8 @@ impl Rotation {
                 id
             }
             Routing::LeastBusy => {
-                let (&rank, &id) = self.ranked.iter().find(|&(_, &id)| Some(id) != excluded)?;
-                self.ranked.remove(&rank);
+                let (rank, id) = self.ranked.iter().find(|&(_, id)| Some(id) != excluded)?;
+                self.ranked.remove(rank);
                 if let Some(agent) = self.agents.get_mut(id as usize) {
                     agent.rank = None;
                 }
@@ -278,7 +275,7 @@ impl Rotation {
         let name = |id| self.names.name(id).to_owned();
         match self.routing {
             Routing::RoundRobin => self.fifo.iter().map(name).collect(),
-            Routing::LeastBusy => self.ranked.values().copied().map(name).collect(),
+            Routing::LeastBusy => self.ranked.iter().map(|(_, id)| name(id)).collect(),
         }
     }
 
@@ -364,7 +361,7 @@ impl Rotation {
                 };
                 if rank != agent.rank {
                     if let Some(old) = std::mem::replace(&mut agent.rank, rank) {
-                        self.ranked.remove(&old);
+                        self.ranked.remove(old);
                     }
                     if let Some(new) = rank {
                         self.ranked.insert(new, id);
