@@ -139,9 +139,10 @@ mod tests {
                 } else {
                     (x >> 20) % (clock + 1)
                 };
-                if !model.contains_key(&(load, stamp)) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = model.entry((load, stamp))
+                {
+                    slot.insert(step);
                     r.insert((load, stamp), step);
-                    model.insert((load, stamp), step);
                 }
             } else {
                 let nth = (x >> 8) as usize % model.len();
