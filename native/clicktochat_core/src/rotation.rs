@@ -53,15 +53,18 @@ pub enum Routing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AgentId(u32);
 
+/// One cache line: round robin walks through the agents in turn.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 struct Agent {
     /// Available resources (sessions whose presence is available, not away).
     /// A handful at most: a `Vec`, scanned.
     resources: Vec<Box<str>>,
     /// Visitors currently assigned.
     load: u32,
-    /// Least busy: this agent's key in `ranked`, if it is in it.
-    rank: Option<Rank>,
+    /// Least busy: the load this agent is ranked under in `ranked`, if it
+    /// is in it (its rank is that and its `idle_since`).
+    ranked_at: Option<u32>,
     /// When (on the rotation's counter) it was last assigned a visitor, or
     /// joined the rotation if it never was: least busy's tie-break.
     idle_since: Option<u64>,
@@ -226,7 +229,7 @@ impl Rotation {
                 let (rank, id) = self.ranked.iter().find(|&(_, id)| Some(id) != excluded)?;
                 self.ranked.remove(rank);
                 if let Some(agent) = self.agents.get_mut(id as usize) {
-                    agent.rank = None;
+                    agent.ranked_at = None;
                 }
                 id
             }
@@ -354,18 +357,20 @@ impl Rotation {
                 self.fifo.remove(id);
             }
             Routing::LeastBusy => {
+                let old: Option<Rank> = agent.ranked_at.zip(agent.idle_since);
                 let rank = if eligible {
                     Some((agent.load, *agent.idle_since.get_or_insert(self.clock)))
                 } else {
                     None
                 };
-                if rank != agent.rank {
-                    if let Some(old) = std::mem::replace(&mut agent.rank, rank) {
+                if rank != old {
+                    if let Some(old) = old {
                         self.ranked.remove(old);
                     }
                     if let Some(new) = rank {
                         self.ranked.insert(new, id);
                     }
+                    agent.ranked_at = rank.map(|(load, _)| load);
                 }
             }
         }
@@ -398,6 +403,11 @@ mod tests {
             r.resource_available(a, "desk");
         }
         r
+    }
+
+    #[test]
+    fn an_agent_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Agent>(), 64);
     }
 
     #[test]
