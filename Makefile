@@ -33,7 +33,7 @@ NPM_CI = npm ci --no-audit --no-fund --loglevel=error
 # Debian's python, which has python3-slixmpp and python3-pytest (not pyenv's).
 PYTHON = /usr/bin/python3
 
-.PHONY: all nif beams widget npm-deps deps bench-deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration lint demo demo-stop bench bench-report fuzz clean
+.PHONY: all nif beams widget npm-deps deps bench-deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration lint demo demo-stop bench bench-rotation bench-report fuzz clean
 
 all: nif beams widget
 
@@ -142,34 +142,44 @@ demo: deps all
 demo-stop:
 	DEMO_HTTP_PORT=$(DEMO_HTTP_PORT) DEMO_C2S_PORT=$(DEMO_C2S_PORT) $(PYTHON) test/demo.py --stop
 
-# The rotation's hot path: direct NIF calls against a gen_server, in one run;
+# The VM's headers, for the NIF floor (test/bench/floor_nif.c).
+ERL_INCLUDE = $(shell erl -noshell -eval 'io:format("~s/erts-~s/include", [code:root_dir(), erlang:system_info(version)]), halt().')
+# Where rotation_bench writes its figures (JSON).
+ROTATION_BENCH_JSON ?= _build/bench/rotation.json
+# The desk's hot path alone (about half a minute): enter + release against the
+# NIF floor and a gen_server, at 10 to 100 000 agents; figures also as JSON.
+bench-rotation: nif beams
+	@mkdir -p _build/bench
+	gcc -O2 -fPIC -shared -Wall -Werror -I $(ERL_INCLUDE) -o _build/bench/floor_nif.so test/bench/floor_nif.c
+	erlc -o _build/bench test/bench/floor_nif.erl
+	erlc -I erlang_src -o _build/bench test/bench/rotation_bench.erl
+	erl -noshell -pa ebin -pa _build/bench -run rotation_bench main $(ROTATION_BENCH_JSON)
+
+# The rotation's hot path (bench-rotation, above);
 # the assignment read path: Mnesia dirty_read against ETS and a transaction;
 # a pick + release from a node that does not own the rotation (erpc); what
 # a session and a visitor cost on the stock configuration; the archive
-# writer's cost per message against conversation length. Then the
-# server-level figures, each against an alternative in the same run, as
-# JSON in _build/bench/: POST /register against mod_http_api's register
-# (SCRAM and plain), registration against live visitors and the memory of
-# one, server CPU per chat message with the archive on and off; and
-# docs/performance.md (+ docs/perf_*.png) from every _build/bench/*.json.
-BENCH_CLIENTS ?= 8
-BENCH_PAIRS ?= 50000
+# writer's cost per message against conversation length (and the previous
+# layout), Riak round trips per message. Then the server-level figures, each
+# against an alternative in the same run, as JSON in _build/bench/: POST
+# /register against mod_http_api's register (SCRAM and plain), registration
+# against live visitors and the memory of one, server CPU per chat message
+# with the archive on and off; and docs/performance.md (+ docs/perf_*.png)
+# from every _build/bench/*.json.
 # seconds per wrk run, rounds (A B A B...)
 BENCH_REGISTER ?= 5 3
 # seconds per wrk run, live visitor levels
 BENCH_VISITORS ?= 3 0 10000 50000 100000
 # pairs, seconds per phase, rounds
 BENCH_CHAT ?= 40 5 3
-bench: all bench-deps
-	@mkdir -p _build/bench
-	erlc -I erlang_src -o _build/bench test/bench/rotation_bench.erl
-	erl -noshell -pa ebin -pa _build/bench -run rotation_bench main $(BENCH_CLIENTS) $(BENCH_PAIRS)
+bench: all bench-deps bench-rotation
 	erlc -o _build/bench test/bench/assignment_bench.erl
 	erl -noshell -pa _build/bench -run assignment_bench main 100000 1000000
 	erlc -o _build/bench test/bench/cluster_bench.erl
 	erl -sname clicktochat_bench -noshell -pa ebin -pa _build/bench -run cluster_bench main 20000
 	$(PYTHON) test/bench/session_cost.py 100
-	cargo bench -p clicktochat_core --bench archive_writer
+	cargo bench -p clicktochat_core --bench archive_writer -- $(CURDIR)/_build/bench/archive.json
+	cargo bench -p clicktochat_core --bench riak_pushes -- $(CURDIR)/_build/bench/riak.json
 	$(PYTHON) test/bench/register_bench.py $(BENCH_REGISTER)
 	$(PYTHON) test/bench/visitors_bench.py $(BENCH_VISITORS)
 	$(PYTHON) test/bench/chat_bench.py $(BENCH_CHAT)

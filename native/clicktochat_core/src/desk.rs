@@ -11,18 +11,53 @@
 //! rebuild's `resource_available` calls that follow drain what they can and
 //! report it.)
 //!
-//! Time is a parameter, `now_ms` (monotonic milliseconds, from any origin),
-//! so that the logic is tested without clocks.
+//! Time is a parameter (monotonic milliseconds, from any origin), so that
+//! the logic is tested without clocks: a `u64`, or any [`Now`], which the
+//! desk reads only when the call needs the time (an entry into the line, a
+//! service sample, a move of the line), so that the hot path (an agent for a
+//! visitor, and its release without a sample) reads no clock.
 
 use crate::estimate::ServiceWindow;
 use crate::line::Line;
 use crate::rotation::{Availability, Release, Rotation, Routing};
 
-/// What [`Desk::enter`] did with a new visitor.
+/// The time now, in monotonic ms, read by the desk when a call needs it, at
+/// most once a call.
+pub trait Now {
+    fn now_ms(&mut self) -> u64;
+}
+
+/// A time given in advance.
+impl Now for u64 {
+    fn now_ms(&mut self) -> u64 {
+        *self
+    }
+}
+
+/// A [`Now`] read at most once, for a call that may need the time twice.
+struct ReadOnce<N> {
+    now: N,
+    read: Option<u64>,
+}
+
+impl<N: Now> ReadOnce<N> {
+    fn new(now: N) -> Self {
+        ReadOnce { now, read: None }
+    }
+}
+
+impl<N: Now> Now for ReadOnce<N> {
+    fn now_ms(&mut self) -> u64 {
+        *self.read.get_or_insert_with(|| self.now.now_ms())
+    }
+}
+
+/// What [`Desk::enter`] did with a new visitor; the agent as a `String`, or
+/// borrowed from the desk ([`Desk::enter_ref`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
+pub enum Entry<A = String> {
     /// An agent was free: it is this visitor's.
-    Assigned(String),
+    Assigned(A),
     /// In line at `position` (from 1), with the estimated wait in seconds
     /// (`None` when there is nothing to estimate from).
     Waiting {
@@ -33,6 +68,18 @@ pub enum Entry {
     LineFull,
     /// Nobody is taking visitors, or there is no line (`max_waiting` 0).
     NoAgent,
+}
+
+impl<A> Entry<A> {
+    /// The same entry, the agent turned by `f`.
+    pub fn map<B>(self, f: impl FnOnce(A) -> B) -> Entry<B> {
+        match self {
+            Entry::Assigned(agent) => Entry::Assigned(f(agent)),
+            Entry::Waiting { position, estimate } => Entry::Waiting { position, estimate },
+            Entry::LineFull => Entry::LineFull,
+            Entry::NoAgent => Entry::NoAgent,
+        }
+    }
 }
 
 /// A waiting visitor leaves the line for an agent.
@@ -90,10 +137,17 @@ impl Desk {
     /// A visitor registers: an agent if one is free and nobody waits before
     /// it, else a place in line if there is a line and room in it. A visitor
     /// already waiting keeps its place.
-    pub fn enter(&mut self, visitor: &str, now_ms: u64) -> Entry {
+    pub fn enter(&mut self, visitor: &str, now: impl Now) -> Entry {
+        self.enter_ref(visitor, now).map(str::to_owned)
+    }
+
+    /// As [`Desk::enter`], the agent's name borrowed from the desk: with
+    /// nobody in line, no name is hashed, copied or allocated, and no clock
+    /// is read.
+    pub fn enter_ref(&mut self, visitor: &str, mut now: impl Now) -> Entry<&str> {
         if self.line.is_empty() {
-            if let Some(agent) = self.rotation.pick() {
-                return Entry::Assigned(agent);
+            if let Some(agent) = self.rotation.pick_id() {
+                return Entry::Assigned(self.rotation.name(agent));
             }
         }
         let nobody_taking_visitors = self.rotation.availability().agents_available == 0;
@@ -103,7 +157,7 @@ impl Desk {
             None if self.line.len() as u64 >= self.max_waiting => return Entry::LineFull,
             None => self.line.push(visitor),
         };
-        self.window.expire(now_ms);
+        self.window.expire(now.now_ms());
         Entry::Waiting {
             position,
             estimate: self.estimate(position),
@@ -118,22 +172,23 @@ impl Desk {
         &mut self,
         agent: &str,
         duration_ms: Option<u64>,
-        now_ms: u64,
+        now: impl Now,
     ) -> (Release, Changes) {
+        let mut now = ReadOnce::new(now);
         let release = self.rotation.release(agent);
         if let (Release::Freed, Some(duration_ms)) = (release, duration_ms) {
-            self.window.record(now_ms, duration_ms);
+            self.window.record(now.now_ms(), duration_ms);
         }
-        (release, self.drain(now_ms))
+        (release, self.drain(&mut now))
     }
 
     /// A waiting visitor gives up (or its account goes); those behind it
     /// move up. Nothing happens for a visitor not in line.
-    pub fn leave(&mut self, visitor: &str, now_ms: u64) -> Changes {
+    pub fn leave(&mut self, visitor: &str, mut now: impl Now) -> Changes {
         let Some(position) = self.line.remove(visitor) else {
             return Changes::default();
         };
-        self.window.expire(now_ms);
+        self.window.expire(now.now_ms());
         Changes {
             assigned: Vec::new(),
             moved: self.positions_from(position),
@@ -142,9 +197,14 @@ impl Desk {
 
     /// An agent's resource is available: it may bring free slots, which the
     /// line fills.
-    pub fn resource_available(&mut self, agent: &str, resource: &str, now_ms: u64) -> Changes {
+    pub fn resource_available(
+        &mut self,
+        agent: &str,
+        resource: &str,
+        mut now: impl Now,
+    ) -> Changes {
         self.rotation.resource_available(agent, resource);
-        self.drain(now_ms)
+        self.drain(&mut now)
     }
 
     /// Takes slots away, so it cannot move anyone in line.
@@ -171,10 +231,16 @@ impl Desk {
     /// records. `None` when no other agent is free, or if the visitor is in
     /// line (it has no agent to be taken from).
     pub fn pass_on(&mut self, visitor: &str, from_agent: &str) -> Option<String> {
+        self.pass_on_ref(visitor, from_agent).map(str::to_owned)
+    }
+
+    /// As [`Desk::pass_on`], the agent's name borrowed from the desk.
+    pub fn pass_on_ref(&mut self, visitor: &str, from_agent: &str) -> Option<&str> {
         if self.line.contains(visitor) {
             return None;
         }
-        self.rotation.pick_other_than(from_agent)
+        let agent = self.rotation.pick_other_than_id(from_agent)?;
+        Some(self.rotation.name(agent))
     }
 
     /// Agents taking visitors and their free slots. O(1).
@@ -183,8 +249,8 @@ impl Desk {
     }
 
     /// The estimate for a newcomer is 0 when it would get an agent at once.
-    pub fn status(&mut self, now_ms: u64) -> Status {
-        self.window.expire(now_ms);
+    pub fn status(&mut self, mut now: impl Now) -> Status {
+        self.window.expire(now.now_ms());
         let waiting = self.line.len() as u64;
         let estimate = if waiting == 0 && self.rotation.has_free_slot() {
             Some(0)
@@ -200,8 +266,8 @@ impl Desk {
 
     /// The waiting visitors, head first, with their positions and
     /// estimates. O(line).
-    pub fn line(&mut self, now_ms: u64) -> Vec<NewPosition> {
-        self.window.expire(now_ms);
+    pub fn line(&mut self, mut now: impl Now) -> Vec<NewPosition> {
+        self.window.expire(now.now_ms());
         self.line
             .iter()
             .map(|(position, visitor)| NewPosition {
@@ -241,7 +307,7 @@ impl Desk {
 
     /// Fills free slots from the head of the line; everyone left moved up
     /// if anyone was served.
-    fn drain(&mut self, now_ms: u64) -> Changes {
+    fn drain(&mut self, now: &mut impl Now) -> Changes {
         let mut assigned = Vec::new();
         while self.rotation.has_free_slot() {
             let Some(visitor) = self.line.front().map(str::to_owned) else {
@@ -256,7 +322,7 @@ impl Desk {
         if assigned.is_empty() {
             return Changes::default();
         }
-        self.window.expire(now_ms);
+        self.window.expire(now.now_ms());
         Changes {
             assigned,
             moved: self.positions_from(1),
@@ -280,6 +346,17 @@ impl Desk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    /// A time that counts how often it is read.
+    struct CountedNow<'a>(&'a Cell<u32>, u64);
+
+    impl Now for CountedNow<'_> {
+        fn now_ms(&mut self) -> u64 {
+            self.0.set(self.0.get() + 1);
+            self.1
+        }
+    }
 
     fn waiting_names(d: &mut Desk) -> Vec<String> {
         d.line(0).into_iter().map(|p| p.visitor).collect()
@@ -317,6 +394,44 @@ mod tests {
             position,
             estimate,
         }
+    }
+
+    #[test]
+    fn the_hot_path_reads_no_clock() {
+        let reads = Cell::new(0);
+        let now = || CountedNow(&reads, 0);
+        let mut d = desk(Routing::RoundRobin, &["a", "b"], 1, 5);
+        assert_eq!(d.enter_ref("v1", now()), Entry::Assigned("a"));
+        assert_eq!(
+            d.release("a", None, now()),
+            (Release::Freed, Changes::default())
+        );
+        assert_eq!(d.pass_on_ref("v1", "a"), Some("b"));
+        assert_eq!(reads.get(), 0, "an agent and its release, no sample");
+        assert_eq!(d.release("b", Some(1_000), now()).0, Release::Freed);
+        assert_eq!(reads.get(), 1, "a sample");
+        assert_eq!(d.enter("v2", now()), Entry::Assigned("a".into()));
+        assert_eq!(d.enter("v3", now()), Entry::Assigned("b".into()));
+        assert_eq!(reads.get(), 1);
+        assert_eq!(d.enter_ref("v4", now()), waiting(1, Some(1)).map(|_| ""));
+        assert_eq!(reads.get(), 2, "into the line");
+        let (_, changes) = d.release("a", Some(1_000), now());
+        assert_eq!(changes.assigned, [assigned("v4", "a")]);
+        assert_eq!(reads.get(), 3, "a sample and a move, read once");
+    }
+
+    #[test]
+    fn borrowed_and_owned_answers_agree() {
+        let mut d = desk(Routing::LeastBusy, &["a", "b"], 2, 5);
+        assert_eq!(d.enter_ref("v1", 0), Entry::Assigned("a"));
+        assert_eq!(d.enter("v2", 0), Entry::Assigned("b".to_owned()));
+        assert_eq!(d.pass_on_ref("v1", "a"), Some("b"));
+        assert_eq!(d.pass_on("v2", "b").as_deref(), Some("a"));
+        assert_eq!(d.pass_on_ref("v3", "b"), None, "both full");
+        d.release("b", None, 0);
+        assert_eq!(d.enter_ref("v4", 0), Entry::Assigned("b"));
+        assert_eq!(d.enter_ref("v5", 0), waiting(1, None).map(|_| ""));
+        assert_eq!(d.pass_on_ref("v5", "a"), None, "v5 waits");
     }
 
     #[test]

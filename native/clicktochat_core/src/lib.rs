@@ -12,7 +12,10 @@ pub mod conversation;
 pub mod desk;
 pub mod estimate;
 pub mod etf;
+pub mod id_list;
+pub mod interner;
 pub mod line;
+pub mod ranking;
 pub mod ratelimit;
 pub mod records;
 pub mod registration;
@@ -22,4 +25,4 @@ pub mod rotation;
 
 pub use desk::{Assignment, Changes, Desk, Entry, NewPosition, Status};
 pub use registration::{parse_registration, Registration, RegistrationError};
-pub use rotation::{Availability, Release, Rotation, Routing};
+pub use rotation::{AgentId, Availability, Release, Rotation, Routing};

@@ -10,18 +10,33 @@
 //!   agent never assigned counts from when it joined the rotation, so the
 //!   first to come online goes first).
 //!
-//! Both are one ordered map from a place to the agent, its first entry being
-//! the next pick: a place is `(0, ticket)` in round robin (a ticket is a
-//! counter taken when the agent joins the tail) and `(load, idle_since)` in
-//! least busy (the same counter, taken at the agent's last assignment or
-//! when it joined). An agent leaving the rotation is removed at once, so
-//! every operation except the O(agents) ones (`set_max_sessions`, `queue`,
-//! `loads`) is O(log agents) in the worst case, not just amortised. (A
-//! lazily-deleted queue was O(1) amortised, but a pick had to skip every
-//! stale entry at the head and a departure could compact the whole queue:
-//! over a millisecond with 10,000 agents, on a normal scheduler.)
+//! Agents are interned: each known agent has a small integer id (see
+//! [`crate::interner`]), its state is an entry of a `Vec` indexed by that id,
+//! and a name is looked up once per call that brings one (`release`,
+//! presence changes, `restore`), by a fast seeded hash. A pick looks no name
+//! up: it answers an [`AgentId`], whose name [`Rotation::name`] borrows.
+//!
+//! Who is picked next:
+//!
+//! - round robin: an index-linked list of ids (the FIFO), so a pick (head to
+//!   tail), a release that brings a full agent back, a departure, are O(1)
+//!   in the worst case, whatever the number of agents;
+//! - least busy: the ids ranked by `(load, idle_since)` (`idle_since` is a
+//!   counter taken at the agent's last assignment or when it joined), a
+//!   bucket per load sorted by `idle_since` ([`crate::ranking`]): a pick and
+//!   the release that follows it are O(1); a release out of order is a
+//!   binary search and a move of at most half a bucket.
+//!
+//! An agent leaving the rotation is removed at once, so every operation but
+//! the O(agents) ones (`set_max_sessions`, `queue`, `loads`) has the bounds
+//! above in the worst case, not just amortised. (A lazily-deleted queue was
+//! O(1) amortised, but a pick had to skip every stale entry at the head and a
+//! departure could compact the whole queue: over a millisecond with 10,000
+//! agents, on a normal scheduler.)
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use crate::id_list::IdList;
+use crate::interner::Interner;
+use crate::ranking::{Rank, Ranking};
 
 /// Who gets the next visitor; chosen when the rotation is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,17 +47,24 @@ pub enum Routing {
     LeastBusy,
 }
 
-/// Where an agent stands in the rotation: the smallest place is picked next.
-type Place = (u32, u64);
+/// An agent of a rotation, as a pick answers it. Valid until the next call
+/// that may forget the agent (it is forgotten once it is offline with no
+/// visitor); its name is [`Rotation::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AgentId(u32);
 
+/// One cache line: round robin walks through the agents in turn.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 struct Agent {
     /// Available resources (sessions whose presence is available, not away).
-    resources: HashSet<String>,
+    /// A handful at most: a `Vec`, scanned.
+    resources: Vec<Box<str>>,
     /// Visitors currently assigned.
     load: u32,
-    /// The key of this agent's entry in the rotation, if it is in it.
-    place: Option<Place>,
+    /// Least busy: the load this agent is ranked under in `ranked`, if it
+    /// is in it (its rank is that and its `idle_since`).
+    ranked_at: Option<u32>,
     /// When (on the rotation's counter) it was last assigned a visitor, or
     /// joined the rotation if it never was: least busy's tie-break.
     idle_since: Option<u64>,
@@ -80,11 +102,16 @@ pub enum Release {
 pub struct Rotation {
     max_sessions: u32,
     routing: Routing,
-    agents: HashMap<String, Agent>,
-    /// The agents in the rotation by place: the first is picked next.
-    /// Exactly the agents whose `place` is set, under that place.
-    places: BTreeMap<Place, String>,
-    /// Tickets and idle stamps: it only goes up, so it orders events.
+    /// Every known agent (online, or with visitors): name <-> id.
+    names: Interner,
+    /// By id; the entry of an id not in `names` is the default.
+    agents: Vec<Agent>,
+    /// Round robin: the agents in the rotation, the next pick first.
+    fifo: IdList,
+    /// Least busy: the agents in the rotation by rank, the next pick first.
+    /// Exactly the agents whose `rank` is set, under that rank.
+    ranked: Ranking,
+    /// Idle stamps: it only goes up, so it orders events.
     clock: u64,
     /// The sum of every agent's `counted`, kept by `sync` so that reading it
     /// is O(1) (`GET /clicktochat/status` may be called by every page view).
@@ -97,8 +124,10 @@ impl Rotation {
         Rotation {
             max_sessions: max_sessions.max(1),
             routing,
-            agents: HashMap::new(),
-            places: BTreeMap::new(),
+            names: Interner::new(),
+            agents: Vec::new(),
+            fifo: IdList::new(),
+            ranked: Ranking::new(),
             clock: 0,
             availability: Availability::default(),
         }
@@ -117,77 +146,114 @@ impl Rotation {
     /// are now full leave it. O(agents): a configuration change.
     pub fn set_max_sessions(&mut self, max_sessions: u32) {
         self.max_sessions = max_sessions.max(1);
-        let mut names: Vec<String> = self.agents.keys().cloned().collect();
-        names.sort();
-        for name in names {
-            self.sync(&name);
+        let mut by_name: Vec<(&str, u32)> = self.names.iter().map(|(id, n)| (n, id)).collect();
+        by_name.sort_unstable();
+        let ids: Vec<u32> = by_name.into_iter().map(|(_, id)| id).collect();
+        for id in ids {
+            self.sync(id);
         }
     }
 
     /// A resource of `agent` is available (logged in, or back from away).
     /// Idempotent: an agent already in the rotation keeps its place.
     pub fn resource_available(&mut self, agent: &str, resource: &str) {
-        let entry = self.agents.entry(agent.to_owned()).or_default();
-        if !entry.resources.contains(resource) {
-            entry.resources.insert(resource.to_owned());
+        let Some(id) = self.intern(agent) else {
+            return;
+        };
+        if let Some(entry) = self.agents.get_mut(id as usize) {
+            if !entry.resources.iter().any(|r| **r == *resource) {
+                entry.resources.push(resource.into());
+            }
         }
-        self.sync(agent);
+        self.sync(id);
     }
 
     /// A resource of `agent` went away, unavailable or offline. Idempotent.
     pub fn resource_unavailable(&mut self, agent: &str, resource: &str) {
-        if let Some(entry) = self.agents.get_mut(agent) {
-            entry.resources.remove(resource);
-            self.sync(agent);
+        let Some(id) = self.names.get(agent) else {
+            return;
+        };
+        if let Some(entry) = self.agents.get_mut(id as usize) {
+            if let Some(at) = entry.resources.iter().position(|r| **r == *resource) {
+                entry.resources.swap_remove(at);
+            }
         }
+        self.sync(id);
     }
 
     /// The next agent with a free slot per the routing, which gets one more
     /// visitor (in round robin it moves to the tail; it leaves the rotation
     /// if that was its last free slot).
     pub fn pick(&mut self) -> Option<String> {
-        self.pick_first(|_| true)
+        self.pick_id().map(|id| self.name(id).to_owned())
+    }
+
+    /// As [`Rotation::pick`], answering the agent's id: no name is looked
+    /// up or copied.
+    pub fn pick_id(&mut self) -> Option<AgentId> {
+        self.pick_first(None)
     }
 
     /// As [`Rotation::pick`], passing over `agent`: the visitor of an agent
-    /// that did not answer goes to someone else. O(log agents): `agent` is
-    /// at most one entry to skip.
+    /// that did not answer goes to someone else. `agent` is at most one
+    /// entry to skip.
     pub fn pick_other_than(&mut self, agent: &str) -> Option<String> {
-        self.pick_first(|name| name != agent)
+        self.pick_other_than_id(agent)
+            .map(|id| self.name(id).to_owned())
     }
 
-    fn pick_first(&mut self, wanted: impl Fn(&str) -> bool) -> Option<String> {
-        loop {
-            let place = self
-                .places
-                .iter()
-                .find(|(_, name)| wanted(name))
-                .map(|(place, _)| *place)?;
-            let name = self.places.remove(&place)?;
-            // Every entry is live (`sync` removes an agent's entry when it
-            // leaves); checked all the same rather than trusted.
-            let Some(agent) = self.agents.get_mut(&name) else {
-                continue;
-            };
-            if agent.place != Some(place) {
-                continue;
+    /// As [`Rotation::pick_other_than`], answering the agent's id.
+    pub fn pick_other_than_id(&mut self, agent: &str) -> Option<AgentId> {
+        let excluded = self.names.get(agent);
+        self.pick_first(excluded)
+    }
+
+    /// The name of an agent a pick answered ("" if it was forgotten since).
+    pub fn name(&self, agent: AgentId) -> &str {
+        self.names.name(agent.0)
+    }
+
+    fn pick_first(&mut self, excluded: Option<u32>) -> Option<AgentId> {
+        let id = match self.routing {
+            Routing::RoundRobin => {
+                let head = self.fifo.front()?;
+                let id = if Some(head) == excluded {
+                    self.fifo.next(head)?
+                } else {
+                    head
+                };
+                self.fifo.remove(id);
+                id
             }
-            agent.place = None;
-            agent.load += 1;
-            agent.idle_since = Some(self.clock);
-            self.clock += 1;
-            self.sync(&name);
-            return Some(name);
-        }
+            Routing::LeastBusy => {
+                let (rank, id) = self.ranked.iter().find(|&(_, id)| Some(id) != excluded)?;
+                self.ranked.remove(rank);
+                if let Some(agent) = self.agents.get_mut(id as usize) {
+                    agent.ranked_at = None;
+                }
+                id
+            }
+        };
+        // Every id in the rotation has an entry; checked all the same
+        // rather than trusted.
+        let agent = self.agents.get_mut(id as usize)?;
+        agent.load += 1;
+        agent.idle_since = Some(self.clock);
+        self.clock += 1;
+        self.sync(id);
+        Some(AgentId(id))
     }
 
     /// One visitor of `agent` has ended: its slot is free again. An agent
     /// that was full rejoins the rotation (in round robin, at the tail).
     pub fn release(&mut self, agent: &str) -> Release {
-        match self.agents.get_mut(agent) {
+        let Some(id) = self.names.get(agent) else {
+            return Release::NotAssigned;
+        };
+        match self.agents.get_mut(id as usize) {
             Some(entry) if entry.load > 0 => {
                 entry.load -= 1;
-                self.sync(agent);
+                self.sync(id);
                 Release::Freed
             }
             _ => Release::NotAssigned,
@@ -198,23 +264,35 @@ impl Rotation {
     /// existed (rebuilding after a module restart). The agent need not be
     /// online; the load may exceed `max_sessions` if the capacity shrank.
     pub fn restore(&mut self, agent: &str) {
-        self.agents.entry(agent.to_owned()).or_default().load += 1;
-        self.sync(agent);
+        let Some(id) = self.intern(agent) else {
+            return;
+        };
+        if let Some(entry) = self.agents.get_mut(id as usize) {
+            entry.load = entry.load.saturating_add(1);
+        }
+        self.sync(id);
     }
 
     /// The agents in the rotation, the next pick first.
     pub fn queue(&self) -> Vec<String> {
-        self.places.values().cloned().collect()
+        let name = |id| self.names.name(id).to_owned();
+        match self.routing {
+            Routing::RoundRobin => self.fifo.iter().map(name).collect(),
+            Routing::LeastBusy => self.ranked.iter().map(|(_, id)| name(id)).collect(),
+        }
     }
 
     /// Every known agent (online, or with visitors) and its load, by name.
     pub fn loads(&self) -> Vec<(String, u32)> {
         let mut loads: Vec<(String, u32)> = self
-            .agents
+            .names
             .iter()
-            .map(|(name, agent)| (name.clone(), agent.load))
+            .map(|(id, name)| {
+                let load = self.agents.get(id as usize).map_or(0, |a| a.load);
+                (name.to_owned(), load)
+            })
             .collect();
-        loads.sort();
+        loads.sort_unstable();
         loads
     }
 
@@ -225,20 +303,36 @@ impl Rotation {
 
     /// Whether some agent taking visitors has a free slot. O(1).
     pub fn has_free_slot(&self) -> bool {
-        !self.places.is_empty()
+        match self.routing {
+            Routing::RoundRobin => !self.fifo.is_empty(),
+            Routing::LeastBusy => !self.ranked.is_empty(),
+        }
     }
 
     /// The load of one agent (0 if unknown).
     pub fn load(&self, agent: &str) -> u32 {
-        self.agents.get(agent).map_or(0, |a| a.load)
+        self.names
+            .get(agent)
+            .and_then(|id| self.agents.get(id as usize))
+            .map_or(0, |a| a.load)
     }
 
-    /// Puts `name` in the rotation or takes it out so that it is there
+    /// The id of `name`, made if it is new (with its entry). `None` only
+    /// past [`crate::interner::MAX_NAMES`] agents.
+    fn intern(&mut self, name: &str) -> Option<u32> {
+        let id = self.names.intern(name)?;
+        if self.agents.len() <= id as usize {
+            self.agents.resize_with(id as usize + 1, Agent::default);
+        }
+        Some(id)
+    }
+
+    /// Puts agent `id` in the rotation or takes it out so that it is there
     /// exactly when it is available with a free slot, at the place its
     /// routing gives it; forgets an agent that is neither online nor serving
     /// anyone, so departed agents cost nothing.
-    fn sync(&mut self, name: &str) {
-        let Some(agent) = self.agents.get_mut(name) else {
+    fn sync(&mut self, id: u32) {
+        let Some(agent) = self.agents.get_mut(id as usize) else {
             return;
         };
         let available = agent.is_available();
@@ -256,37 +350,42 @@ impl Rotation {
         self.availability.free_slots =
             self.availability.free_slots + u64::from(counted.1) - u64::from(was_free);
         let eligible = available && agent.load < self.max_sessions;
-        let place = if !eligible {
-            None
-        } else {
-            match self.routing {
-                // Keeps its place in the FIFO while it stays in it.
-                Routing::RoundRobin => Some(agent.place.unwrap_or((0, self.clock))),
-                Routing::LeastBusy => {
-                    let idle_since = *agent.idle_since.get_or_insert(self.clock);
-                    Some((agent.load, idle_since))
+        match self.routing {
+            // Keeps its place in the FIFO while it stays in it.
+            Routing::RoundRobin if eligible => self.fifo.push_back(id),
+            Routing::RoundRobin => {
+                self.fifo.remove(id);
+            }
+            Routing::LeastBusy => {
+                let old: Option<Rank> = agent.ranked_at.zip(agent.idle_since);
+                let rank = if eligible {
+                    Some((agent.load, *agent.idle_since.get_or_insert(self.clock)))
+                } else {
+                    None
+                };
+                if rank != old {
+                    if let Some(old) = old {
+                        self.ranked.remove(old);
+                    }
+                    if let Some(new) = rank {
+                        self.ranked.insert(new, id);
+                    }
+                    agent.ranked_at = rank.map(|(load, _)| load);
                 }
             }
-        };
-        if place != agent.place {
-            if let Some(old) = std::mem::replace(&mut agent.place, place) {
-                self.places.remove(&old);
-            }
-            if let Some(new) = place {
-                self.places.insert(new, name.to_owned());
-            }
         }
-        // A ticket or a join stamp may have been taken: never hand it out
-        // again, so that every place is unique.
+        // A join stamp may have been taken: never hand it out again, so
+        // that every rank is unique.
         self.clock += 1;
         if !agent.is_available() && agent.load == 0 {
-            self.agents.remove(name);
+            *agent = Agent::default();
+            self.names.remove(id);
         }
     }
 
     #[cfg(test)]
     fn places_len(&self) -> usize {
-        self.places.len()
+        self.fifo.len() + self.ranked.len()
     }
 }
 
@@ -304,6 +403,11 @@ mod tests {
             r.resource_available(a, "desk");
         }
         r
+    }
+
+    #[test]
+    fn an_agent_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Agent>(), 64);
     }
 
     #[test]

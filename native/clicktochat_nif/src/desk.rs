@@ -5,15 +5,22 @@
 //!
 //! The core takes the time as a parameter; here it is the milliseconds since
 //! the resource was made, from a monotonic `Instant` (the wall clock may
-//! jump, and the estimate's window must not).
+//! jump, and the estimate's window must not), read only if the call needs it
+//! (not for an agent handed out, nor for its release without a sample).
+//!
+//! The hot path answers the agent's name straight from the desk, copied
+//! once, into the answer's binary, while the lock is held: no `String` in
+//! between.
 
 use crate::atoms;
 use crate::error::BadArg;
-use crate::terms::{DurationMs, Estimate};
-use clicktochat_core::desk::{Changes, Desk, Entry, NewPosition};
+use crate::raw::{args, nif_without_vec, ResourceType};
+use crate::terms::{DurationMs, Estimate, Text};
+use clicktochat_core::desk::{Changes, Desk, Entry, NewPosition, Now};
 use clicktochat_core::{Release, Routing};
 use parking_lot::Mutex;
-use rustler::{Atom, Encoder, Env, ResourceArc, Term};
+use rustler::sys::ErlNifTerm;
+use rustler::{Atom, Decoder, Encoder, Env, NifResult, Term};
 use std::time::Instant;
 
 pub struct DeskResource {
@@ -21,8 +28,30 @@ pub struct DeskResource {
     created: Instant,
 }
 
-#[rustler::resource_impl]
-impl rustler::Resource for DeskResource {}
+/// The desk's resource type (see `raw`), opened by [`open`] at load.
+static DESK: ResourceType<DeskResource> = ResourceType::new();
+
+/// Opens the desk's resource type; from the library's `load`.
+pub fn open(env: Env) -> bool {
+    DESK.open(env, c"clicktochat_desk")
+}
+
+/// A desk argument: `badarg` for any other term.
+struct Handle<'a>(&'a DeskResource);
+
+impl<'a> Decoder<'a> for Handle<'a> {
+    fn decode(term: Term<'a>) -> NifResult<Self> {
+        DESK.get(term).map(Handle)
+    }
+}
+
+impl std::ops::Deref for Handle<'_> {
+    type Target = DeskResource;
+
+    fn deref(&self) -> &DeskResource {
+        self.0
+    }
+}
 
 // The lock is never held across a call that could panic half-way through a
 // state change (every core operation completes or does nothing), so a panic
@@ -30,15 +59,21 @@ impl rustler::Resource for DeskResource {}
 impl std::panic::RefUnwindSafe for DeskResource {}
 
 impl DeskResource {
-    /// Runs `f` on the desk, locked, with the time now. The answer is
-    /// encoded after the lock is released.
-    fn with<T>(&self, f: impl FnOnce(&mut Desk, u64) -> T) -> T {
-        let now_ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
-        f(&mut self.desk.lock(), now_ms)
+    /// Runs `f` on the desk, locked, with the time now, read if the desk
+    /// asks for it.
+    fn with<T>(&self, f: impl FnOnce(&mut Desk, Clock) -> T) -> T {
+        f(&mut self.desk.lock(), Clock(self.created))
     }
 }
 
-type Handle = ResourceArc<DeskResource>;
+/// The milliseconds since the desk was made.
+struct Clock(Instant);
+
+impl Now for Clock {
+    fn now_ms(&mut self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
 
 /// `round_robin | least_busy`; any other term is `badarg`.
 #[derive(rustler::NifUnitEnum)]
@@ -58,6 +93,11 @@ impl From<RoutingName> for Routing {
 
 /// `{[{Visitor, Agent}], [{Visitor, Position, Estimate}]}`, in line order.
 fn encode_changes(env: Env, changes: Changes) -> Term {
+    if changes.assigned.is_empty() && changes.moved.is_empty() {
+        // Most releases: nobody waits.
+        let nil = Term::list_new_empty(env);
+        return (nil, nil).encode(env);
+    }
     let assigned: Vec<(String, String)> = changes
         .assigned
         .into_iter()
@@ -76,85 +116,96 @@ fn encode_positions(env: Env, positions: Vec<NewPosition>) -> Term {
 }
 
 #[rustler::nif]
-fn new(max_sessions: u32, BadArg(routing): BadArg<RoutingName>, max_waiting: u64) -> Handle {
-    ResourceArc::new(DeskResource {
+fn new<'a>(
+    env: Env<'a>,
+    max_sessions: u32,
+    BadArg(routing): BadArg<RoutingName>,
+    max_waiting: u64,
+) -> NifResult<Term<'a>> {
+    let desk = DeskResource {
         desk: Mutex::new(Desk::new(max_sessions, routing.into(), max_waiting)),
         created: Instant::now(),
-    })
+    };
+    DESK.make(env, desk)
 }
 
-/// `{assigned, Agent} | {waiting, Position, Estimate} | line_full |
-/// no_agent_available`.
-#[rustler::nif]
-fn enter<'a>(env: Env<'a>, desk: Handle, visitor: &str) -> Term<'a> {
-    match desk.with(|d, now_ms| d.enter(visitor, now_ms)) {
+/// `enter(Desk, Visitor)`: `{assigned, Agent} | {waiting, Position,
+/// Estimate} | line_full | no_agent_available`. The agent's name is
+/// encoded under the lock, borrowed from the desk. (The hot path: see
+/// `raw`.)
+fn enter<'a>(env: Env<'a>, args: &[ErlNifTerm]) -> NifResult<Term<'a>> {
+    let [desk, visitor] = self::args(env, args)?;
+    let desk: Handle = desk.decode()?;
+    let Text(visitor) = visitor.decode()?;
+    Ok(desk.with(|d, now| match d.enter_ref(visitor, now) {
         Entry::Assigned(agent) => (atoms::assigned(), agent).encode(env),
         Entry::Waiting { position, estimate } => {
             (atoms::waiting(), position, Estimate(estimate)).encode(env)
         }
         Entry::LineFull => atoms::line_full().encode(env),
         Entry::NoAgent => atoms::no_agent_available().encode(env),
-    }
+    }))
 }
+nif_without_vec!("enter", 2, enter);
 
-/// `{ok | not_assigned, Changes}`.
-#[rustler::nif]
-fn release<'a>(
-    env: Env<'a>,
-    desk: Handle,
-    agent: &str,
-    DurationMs(duration_ms): DurationMs,
-) -> Term<'a> {
-    let (release, changes) = desk.with(|d, now_ms| d.release(agent, duration_ms, now_ms));
+/// `release(Desk, Agent, DurationMs)`: `{ok | not_assigned, Changes}`.
+/// (The hot path: see `raw`.)
+fn release<'a>(env: Env<'a>, args: &[ErlNifTerm]) -> NifResult<Term<'a>> {
+    let [desk, agent, duration_ms] = self::args(env, args)?;
+    let desk: Handle = desk.decode()?;
+    let Text(agent) = agent.decode()?;
+    let DurationMs(duration_ms) = duration_ms.decode()?;
+    let (release, changes) = desk.with(|d, now| d.release(agent, duration_ms, now));
     let release = match release {
         Release::Freed => atoms::ok(),
         Release::NotAssigned => atoms::not_assigned(),
     };
-    (release, encode_changes(env, changes)).encode(env)
+    Ok((release, encode_changes(env, changes)).encode(env))
+}
+nif_without_vec!("release", 3, release);
+
+#[rustler::nif]
+fn leave<'a>(env: Env<'a>, desk: Handle<'a>, visitor: &str) -> Term<'a> {
+    encode_changes(env, desk.with(|d, now| d.leave(visitor, now)))
 }
 
 #[rustler::nif]
-fn leave<'a>(env: Env<'a>, desk: Handle, visitor: &str) -> Term<'a> {
-    encode_changes(env, desk.with(|d, now_ms| d.leave(visitor, now_ms)))
-}
-
-#[rustler::nif]
-fn resource_available<'a>(env: Env<'a>, desk: Handle, agent: &str, resource: &str) -> Term<'a> {
-    let changes = desk.with(|d, now_ms| d.resource_available(agent, resource, now_ms));
+fn resource_available<'a>(env: Env<'a>, desk: Handle<'a>, agent: &str, resource: &str) -> Term<'a> {
+    let changes = desk.with(|d, now| d.resource_available(agent, resource, now));
     encode_changes(env, changes)
 }
 
 #[rustler::nif]
-fn resource_unavailable(desk: Handle, agent: &str, resource: &str) -> Atom {
+fn resource_unavailable<'a>(desk: Handle<'a>, agent: &str, resource: &str) -> Atom {
     desk.with(|d, _| d.resource_unavailable(agent, resource));
     atoms::ok()
 }
 
 #[rustler::nif]
-fn restore(desk: Handle, agent: &str) -> Atom {
+fn restore<'a>(desk: Handle<'a>, agent: &str) -> Atom {
     desk.with(|d, _| d.restore(agent));
     atoms::ok()
 }
 
 #[rustler::nif]
-fn restore_waiting(desk: Handle, visitor: &str) -> Atom {
+fn restore_waiting<'a>(desk: Handle<'a>, visitor: &str) -> Atom {
     desk.with(|d, _| d.restore_waiting(visitor));
     atoms::ok()
 }
 
 /// `{ok, ToAgent} | none`: answer_timeout's new agent for the visitor.
 #[rustler::nif]
-fn pass_on<'a>(env: Env<'a>, desk: Handle, visitor: &str, from_agent: &str) -> Term<'a> {
-    match desk.with(|d, _| d.pass_on(visitor, from_agent)) {
+fn pass_on<'a>(env: Env<'a>, desk: Handle<'a>, visitor: &str, from_agent: &str) -> Term<'a> {
+    desk.with(|d, _| match d.pass_on_ref(visitor, from_agent) {
         Some(to) => (atoms::ok(), to).encode(env),
         None => atoms::none().encode(env),
-    }
+    })
 }
 
 /// `{AgentsAvailable, FreeSlots, Waiting, Estimate}`: O(1).
 #[rustler::nif]
-fn status(desk: Handle) -> (u32, u64, u64, Estimate) {
-    let status = desk.with(|d, now_ms| d.status(now_ms));
+fn status<'a>(desk: Handle<'a>) -> (u32, u64, u64, Estimate) {
+    let status = desk.with(|d, now| d.status(now));
     (
         status.availability.agents_available,
         status.availability.free_slots,
@@ -165,17 +216,17 @@ fn status(desk: Handle) -> (u32, u64, u64, Estimate) {
 
 /// `[{Visitor, Position, Estimate}]`, head first.
 #[rustler::nif(schedule = "DirtyCpu")]
-fn line<'a>(env: Env<'a>, desk: Handle) -> Term<'a> {
-    let line = desk.with(|d, now_ms| d.line(now_ms));
+fn line<'a>(env: Env<'a>, desk: Handle<'a>) -> Term<'a> {
+    let line = desk.with(|d, now| d.line(now));
     encode_positions(env, line)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
-fn queue(desk: Handle) -> Vec<String> {
+fn queue<'a>(desk: Handle<'a>) -> Vec<String> {
     desk.with(|d, _| d.queue())
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
-fn loads(desk: Handle) -> Vec<(String, u32)> {
+fn loads<'a>(desk: Handle<'a>) -> Vec<(String, u32)> {
     desk.with(|d, _| d.loads())
 }

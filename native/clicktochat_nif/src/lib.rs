@@ -22,8 +22,15 @@ mod atoms;
 mod desk;
 mod error;
 mod ratelimit;
+mod raw;
 mod registration;
 mod render;
 mod terms;
 
-rustler::init!("clicktochat_nif");
+rustler::init!("clicktochat_nif", load = load);
+
+/// Opens the resource types of our own (see `raw`); rustler registers its
+/// own before.
+fn load(env: rustler::Env, _info: rustler::Term) -> bool {
+    desk::open(env)
+}
