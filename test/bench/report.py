@@ -329,6 +329,63 @@ def generic_series_section(name, r):
     return out + ["", image, ""] if image else out + [""]
 
 
+def rotation_section(r):
+    """rotation.json as test/bench/rotation_bench.erl writes it (ns per
+    enter + release, medians of interleaved rounds)."""
+    if "nif" not in r:
+        return generic_series_section("rotation", r)
+    gen = r["gen_server"]["median"]
+    floor = r["floor"]["median"]
+    out = ["## The desk's hot path: enter + release against the number of agents", "",
+           "`make bench-rotation` (test/bench/rotation_bench.erl): one Erlang process calls the "
+           "desk's NIFs directly (enter, then release), the medians of "
+           f"{len(r['floor']['samples'])} interleaved rounds; the alternatives in the same run: "
+           "the original design (a gen_server owning an Erlang queue, 100 agents) and the NIF "
+           "floor (two calls of a C NIF that returns `ok`).", ""]
+    rows = []
+    curves = []
+    for routing in sorted(r["nif"]):
+        points = r["nif"][routing]
+        for p in points:
+            rows.append([routing, p["agents"], p["median"] / 1000, f"{gen / p['median']:.1f}x",
+                         f"{p['median'] / floor:.1f}x"])
+        curves.append((routing, [p["agents"] for p in points],
+                       [p["median"] / 1000 for p in points]))
+    out.append(table(["routing", "agents", "us a pair", "gen_server / this",
+                      "this / NIF floor"], rows))
+    growth = r.get("growth", {})
+    out += ["", f"gen_server: {gen / 1000:.2f} us a pair; NIF floor: {floor / 1000:.3f} us "
+                "(two calls). Growth from 10 to 100 000 agents: " +
+            ", ".join(f"{k} {v['ratio']:.2f}x" for k, v in sorted(growth.items())) +
+            ". Goals: >= 20x the gen_server, flat within +-25%.", ""]
+    concurrent = r.get("concurrent")
+    if concurrent:
+        per_s = concurrent["pairs_per_s"]
+        out += [f"{concurrent['clients']} client processes, {concurrent['agents']} agents: " +
+                ", ".join(f"{k} {v / 1e6:.2f} M pairs/s" for k, v in sorted(per_s.items())) +
+                f" (NIF / gen_server {per_s['nif'] / per_s['gen_server']:.1f}x).", ""]
+    image = plot("rotation", "enter + release, direct NIF", "agents", "us a pair",
+                 curves + [("gen_server (100 agents)", [10, 100000], [gen / 1000] * 2)],
+                 logx=True)
+    return out + [image, ""] if image else out
+
+
+def riak_section(r):
+    out = ["## Riak round trips per archived message", "",
+           f"`cargo bench -p clicktochat_core --bench riak_pushes`: {r['agents']} agents, each "
+           f"writing {r['per_agent_rate']} messages a second (docs/scale.md's load) through the "
+           "archive to the Riak stand-in; round trips (requests) of the pushes per message pushed, "
+           "in steady state (between the ends of the first and the last rounds of pushes). "
+           "The alternative in the same run: a push round after every commit. (The stand-in is "
+           "slow, it rewrites its JSON file on every put, so pushes after every commit batch "
+           "themselves somewhat; against a real Riak they would approach 2 round trips a "
+           "commit.) Goal: <= 0.1.", ""]
+    out.append(table(["push interval s", "round trips a message"],
+                     [[p["push_interval_s"], f"{p['round_trips_per_message']:.3f}"]
+                      for p in r["runs"]]))
+    return out + [""]
+
+
 def other_section(name, r):
     keys = ", ".join(k for k in r if k not in ("machine", "bench"))
     return [f"## {name}", "", r.get("description", f"_build/bench/{name}.json ({keys})"), ""]
@@ -349,13 +406,14 @@ def main():
     out += [r["command"] for r in results.values() if r.get("command")]
     out += ["```", ""]
     sections = {"register": register_section, "visitors": visitors_section,
-                "chat": chat_section}
-    for name in ("register", "visitors", "chat", "rotation", "archive"):
+                "chat": chat_section, "rotation": rotation_section, "riak": riak_section}
+    known = ("rotation", "archive", "riak", "register", "visitors", "chat")
+    for name in known:
         if name in results:
             r = results[name]
             out += (sections[name](r) if name in sections else generic_series_section(name, r))
     for name, r in results.items():
-        if name not in ("register", "visitors", "chat", "rotation", "archive"):
+        if name not in known:
             out += other_section(name, r)
     if plt is None:
         out += ["(No plots: python3-matplotlib is not installed.)", ""]
