@@ -281,9 +281,9 @@ def chat_section(r):
     entries = (r.get("archive_status_after") or {}).get("committed_entries")
     if isinstance(entries, int):
         out += [f"By the end the archive held {entries:,} entries, {entries / r['pairs']:,.0f} per "
-                "conversation on average (the conversations grow through the run: the writer's "
-                "cost per message depends on their length, see archive.json / the archive "
-                "writer bench).", ""]
+                "conversation on average (the conversations grow through the run; the writer's "
+                "cost per message does not depend on their length: see the archive writer "
+                "bench above).", ""]
     modes = r["modes"]
     if all("server_cpu_us_per_message_by_thread" in m for m in modes.values()):
         names = sorted({n for m in modes.values() for n in m["server_cpu_us_per_message_by_thread"]},
