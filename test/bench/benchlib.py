@@ -26,7 +26,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from sandbox import REPO, Sandbox, wait_for  # noqa: E402,F401
+from sandbox import CLIENT_HOST, REPO, ControlNode, Sandbox, wait_for  # noqa: E402,F401
 
 OUT = REPO / "_build" / "bench"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,6 +64,15 @@ def self_cpu():
     return t.user + t.system
 
 
+# The two registrations compared: path, and the JSON body with NAME where
+# wrk's script puts a unique user name.
+SIDES = {
+    "ours": ("/clicktochat/register", '{"username": "NAME", "password": "pw"}'),
+    "theirs": ("/api/register",
+               '{"user": "NAME", "host": "%s", "password": "pw"}' % CLIENT_HOST),
+}
+
+
 class BenchSandbox(Sandbox):
     """A Sandbox whose generated ejabberd.yml gets `overrides` (top-level
     keys replaced: host_config, shaper_rules...) and `edit(config)` (any
@@ -95,7 +104,7 @@ class BenchSandbox(Sandbox):
             + yaml.safe_dump(config, sort_keys=False, default_flow_style=False))
 
 
-class Control:
+class Control(ControlNode):
     """A hidden Erlang node beside a sandbox (run as the ejabberd user, so
     with its cookie), evaluating one Erlang expression per request with
     `Node` bound to the sandbox's node; the value is answered as JSON
@@ -174,14 +183,7 @@ class Control:
                 maps:from_list(rpc:call(Node, erlang, memory, []))
             end""")
 
-    def close(self):
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    # close(): ControlNode's (its process is made the same way).
 
 
 def node_ets(control):

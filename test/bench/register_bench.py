@@ -28,7 +28,7 @@ writes _build/bench/register.json. Ports 15301-15304.
 import sys
 import time
 
-from benchlib import (BenchSandbox, allow_api_register, load_register_steps, Control, cpu_seconds, median, plain_for_client_host,
+from benchlib import (SIDES, BenchSandbox, allow_api_register, load_register_steps, Control, cpu_seconds, median, plain_for_client_host,
                       register_and_connect_agents, run_wrk, write_json)
 from sandbox import CLIENT_HOST
 
@@ -39,11 +39,6 @@ THREADS, CONNECTIONS = 2, 16
 MODULE_OPTIONS = {"max_sessions": 100000, "visitor_ttl": 3600,
                   "max_registrations_per_minute": 0, "max_visitors": 1000000}
 
-SIDES = {
-    "ours": ("/clicktochat/register", '{"username": "NAME", "password": "pw"}'),
-    "theirs": ("/api/register",
-               '{"user": "NAME", "host": "%s", "password": "pw"}' % CLIENT_HOST),
-}
 
 
 def one_run(server, control, side, prefix, seconds):

@@ -30,7 +30,7 @@ writes _build/bench/visitors.json. Ports 15305-15306.
 import sys
 import time
 
-from benchlib import (BenchSandbox, Control, allow_api_register, cpu_seconds,
+from benchlib import (SIDES, BenchSandbox, Control, allow_api_register, cpu_seconds,
                       load_register_steps,
                       node_ets, plain_for_client_host, register_and_connect_agents,
                       rss_bytes, run_wrk, write_json)
@@ -46,11 +46,6 @@ FILL_LIMIT_S = 600     # the whole fill, whatever the machine
 MODULE_OPTIONS = {"max_sessions": 100000, "visitor_ttl": 7200,
                   "max_registrations_per_minute": 0, "max_visitors": 1000000}
 
-SIDES = {
-    "ours": ("/clicktochat/register", '{"username": "NAME", "password": "pw"}'),
-    "theirs": ("/api/register",
-               '{"user": "NAME", "host": "%s", "password": "pw"}' % CLIENT_HOST),
-}
 
 
 def visitors(control):
