@@ -14,20 +14,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
+from benchlib import cpu_seconds  # noqa: E402
 from conftest import Http  # noqa: E402
 from sandbox import CLIENT_HOST, HELPDESK_HOST, Sandbox  # noqa: E402
 from xmpp_client import Client  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    """User + system CPU time the process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
 def main():
     server = Sandbox("bench_sessions", 15235, 15294,
                      {"max_sessions": N, "visitor_ttl": 600,

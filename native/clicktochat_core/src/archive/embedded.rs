@@ -51,6 +51,7 @@ impl Store for Embedded {
             Err(TableError::TableDoesNotExist(_)) => return Ok(records),
             Err(e) => return Err(e.into()),
         };
+        // Text keys, beginning as the entries' do (entries::agent_prefix).
         let prefix = format!("{agent}\0");
         for item in older.range(prefix.as_str()..)? {
             let (key, value) = item?;
