@@ -236,7 +236,9 @@ class Sandbox:
             f'CONTRIB_MODULES_CONF_DIR={self.dir / "modules.d"}\n'
             'INET_DIST_INTERFACE=127.0.0.1\n'
             'ERL_EPMD_ADDRESS=127.0.0.1\n'
-            'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"\n')
+            # SANDBOX_ERL_OPTIONS: extra VM flags, e.g. "+JPperf true" to
+            # profile a bench's server with perf.
+            f'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 {os.environ.get("SANDBOX_ERL_OPTIONS", "")}"\n')
         self.write_config()
         for relative, text in self.files.items():
             (self.dir / relative).parent.mkdir(parents=True, exist_ok=True)

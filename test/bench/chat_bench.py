@@ -346,6 +346,7 @@ def main():
             for round_ in range(ROUNDS):
                 for mode in ("on", "off", "bystanders"):
                     set_archive(control, mode != "off", index)
+                    print(f"  {mode} starts", file=sys.stderr, flush=True)
                     phase = run_phase(server, control,
                                       bystander_pairs if mode == "bystanders" else visitor_pairs,
                                       selector, SECONDS)

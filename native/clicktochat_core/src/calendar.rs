@@ -3,7 +3,7 @@
 //! seed's `current_time` values, both ways, with no time zone database and
 //! no dependency.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 /// Why a timestamp was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,22 +41,37 @@ pub const MAX_UNIX_US: i64 = 253_402_300_800 * MICROS_PER_SECOND - 1;
 /// [`MIN_UNIX_US`]..=[`MAX_UNIX_US`] are clamped to that range: a wrong
 /// clock must not produce an entry that makes a whole archive unreadable.
 pub fn format_rfc3339_micros(unix_us: i64) -> String {
+    let mut out = String::with_capacity(27);
+    push_rfc3339_micros(&mut out, unix_us);
+    out
+}
+
+/// [`format_rfc3339_micros`] appended to `out`, digit by digit: the
+/// archive writes one per message, and `write!` costs several times this.
+pub fn push_rfc3339_micros(out: &mut String, unix_us: i64) {
     let unix_us = unix_us.clamp(MIN_UNIX_US, MAX_UNIX_US);
     let days = unix_us.div_euclid(MICROS_PER_DAY);
     let micros_of_day = unix_us.rem_euclid(MICROS_PER_DAY);
     let (year, month, day) = civil_from_days(days);
     let seconds_of_day = micros_of_day / MICROS_PER_SECOND;
-    let mut out = String::with_capacity(27);
-    // Writing into a String cannot fail.
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        seconds_of_day / 3600,
-        seconds_of_day / 60 % 60,
-        seconds_of_day % 60,
-        micros_of_day % MICROS_PER_SECOND,
-    );
-    out
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, value: i64| {
+        let mut value = value;
+        for slot in text[at..at + width].iter_mut().rev() {
+            // Clamped above: every field is non-negative and fits its width.
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, seconds_of_day / 3600);
+    put(14, 2, seconds_of_day / 60 % 60);
+    put(17, 2, seconds_of_day % 60);
+    put(20, 6, micros_of_day % MICROS_PER_SECOND);
+    // Only ASCII digits and separators were written.
+    out.extend(text.iter().map(|&b| char::from(b)));
 }
 
 /// Reads exactly the format [`format_rfc3339_micros`] writes: four-digit
@@ -175,6 +190,17 @@ mod tests {
         for (unix_us, text) in cases {
             assert_eq!(format_rfc3339_micros(unix_us), text, "{unix_us}");
             assert_eq!(parse_rfc3339_micros(text), Ok(unix_us), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_time_reads_back_as_written(unix_us in proptest::num::i64::ANY) {
+            let text = format_rfc3339_micros(unix_us);
+            proptest::prop_assert_eq!(
+                parse_rfc3339_micros(&text),
+                Ok(unix_us.clamp(MIN_UNIX_US, MAX_UNIX_US))
+            );
         }
     }
 

@@ -13,7 +13,7 @@
 //! decoding is strict: exactly the four fields in order, well-formed escapes,
 //! and only the time format we write. Every failure is a [`CodecError`].
 
-use crate::calendar::{format_rfc3339_micros, parse_rfc3339_micros, TimeError};
+use crate::calendar::{parse_rfc3339_micros, push_rfc3339_micros, TimeError};
 use std::fmt;
 
 /// One recorded message.
@@ -87,19 +87,16 @@ const FIELD_NAMES: [&str; 4] = ["current_time", "from", "to", "msg"];
 
 impl Entry {
     /// The entry in the seed's format. Times outside years 0000..=9999 are
-    /// clamped (see [`format_rfc3339_micros`]).
+    /// clamped (see [`crate::calendar::format_rfc3339_micros`]).
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(64 + self.from.len() + self.to.len() + self.msg.len());
-        out.push_str("|current_time^");
-        out.push_str(&format_rfc3339_micros(self.time_us));
-        out.push_str("|from^");
-        push_escaped(&mut out, &self.from);
-        out.push_str("|to^");
-        push_escaped(&mut out, &self.to);
-        out.push_str("|msg^");
-        push_escaped(&mut out, &self.msg);
-        out.push('|');
+        self.encode_into(&mut out);
         out
+    }
+
+    /// [`Entry::encode`] appended to `out`.
+    pub fn encode_into(&self, out: &mut String) {
+        encode_entry_into(out, self.time_us, &self.from, &self.to, &self.msg);
     }
 
     /// Reads one entry written by [`Entry::encode`] (or the seed).
@@ -136,6 +133,42 @@ impl Entry {
     }
 }
 
+/// An entry of these fields in the seed's format ([`Entry::encode`]),
+/// appended to `out`, for a writer that holds them elsewhere than in an
+/// [`Entry`].
+pub fn encode_entry_into(out: &mut String, time_us: i64, from: &str, to: &str, msg: &str) {
+    out.push_str("|current_time^");
+    push_rfc3339_micros(out, time_us);
+    out.push_str("|from^");
+    push_escaped(out, from);
+    out.push_str("|to^");
+    push_escaped(out, to);
+    out.push_str("|msg^");
+    push_escaped(out, msg);
+    out.push('|');
+}
+
+/// The entries of a run of encoded entries written one after the other
+/// (`|current_time^...|msg^...||current_time^...|`), each for
+/// [`Entry::decode`]. Every entry has exactly five raw `|` (values escape
+/// theirs), so the run splits after every fifth; a malformed run yields a
+/// piece that does not decode.
+pub fn split_entries(run: &str) -> impl Iterator<Item = &str> {
+    let mut rest = run;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest
+            .match_indices('|')
+            .nth(4)
+            .map_or(rest.len(), |(at, _)| at + 1);
+        let (entry, after) = rest.split_at(end);
+        rest = after;
+        Some(entry)
+    })
+}
+
 /// The still-escaped value of the field at `position`, after checking its name.
 fn field_value(field: &str, position: usize) -> Result<&str, CodecError> {
     let (name, value) = field
@@ -151,15 +184,19 @@ fn field_value(field: &str, position: usize) -> Result<&str, CodecError> {
 /// Copies `value` in runs between the three special characters (all ASCII,
 /// so never inside a multi-byte character), not character by character.
 fn push_escaped(out: &mut String, value: &str) {
+    // Bytes rather than `str::find` with a set of chars, which decodes
+    // every char (the archive writer's largest cost, in perf).
+    let special = |b: &u8| matches!(b, b'%' | b'|' | b'^');
     let mut rest = value;
-    while let Some(at) = rest.find(['%', '|', '^']) {
-        out.push_str(&rest[..at]);
-        out.push_str(match rest.as_bytes()[at] {
-            b'%' => "%25",
-            b'|' => "%7C",
+    while let Some(at) = rest.as_bytes().iter().position(special) {
+        let (plain, from_special) = rest.split_at(at);
+        out.push_str(plain);
+        out.push_str(match from_special.as_bytes().first() {
+            Some(b'%') => "%25",
+            Some(b'|') => "%7C",
             _ => "%5E",
         });
-        rest = &rest[at + 1..];
+        rest = from_special.get(1..).unwrap_or_default();
     }
     out.push_str(rest);
 }
@@ -327,5 +364,22 @@ mod tests {
             CodecError::FieldCount { found: 3 }.to_string(),
             "entry has 3 fields, expected 4"
         );
+    }
+
+    #[test]
+    fn a_run_of_entries_splits_into_its_entries() {
+        let entries = [
+            entry(1, "a@h", "v@c", "plain"),
+            entry(2, "v@c", "a@h", "| ^ % and a\nnew line"),
+            entry(3, "a@h", "v@c", ""),
+        ];
+        let run: String = entries.iter().map(Entry::encode).collect();
+        let back: Vec<Entry> = split_entries(&run)
+            .map(|piece| Entry::decode(piece).expect("decodes"))
+            .collect();
+        assert_eq!(back, entries);
+        assert_eq!(split_entries("").count(), 0);
+        let cut = &run[..run.len() - 3];
+        assert!(split_entries(cut).any(|piece| Entry::decode(piece).is_err()));
     }
 }

@@ -1,8 +1,9 @@
-//! An embedded archive written before the entry-per-key layout
-//! (tests/data/embedded_v1.redb: one key per conversation, the seed's
-//! structure as value, written by that code) keeps working: its records
+//! Embedded archives written by earlier versions keep working: its records
 //! read as they were, and new messages, to an old conversation or a new
-//! one, read back merged with them in order.
+//! one, read back merged with them in order. tests/data/embedded_v1.redb:
+//! one key per conversation, the seed's structure as value;
+//! embedded_v2.redb: one key per message entry. Each was written by that
+//! version's code, with the same messages.
 
 use clicktochat_core::archive::{Archive, ArchiveConfig, Conversation, Direction, StoreConfig};
 use std::path::Path;
@@ -29,12 +30,24 @@ fn owned(start: i64, visitor: &str, from: &str, msg: &str) -> (i64, String, Stri
 }
 
 #[test]
-fn an_archive_file_of_the_previous_layout_reads_and_grows() {
-    let dir = std::env::temp_dir().join(format!("clicktochat-upgrade-{}", std::process::id()));
+fn an_archive_file_of_one_key_a_conversation_reads_and_grows() {
+    reads_and_grows("embedded_v1.redb");
+}
+
+#[test]
+fn an_archive_file_of_one_key_an_entry_reads_and_grows() {
+    reads_and_grows("embedded_v2.redb");
+}
+
+fn reads_and_grows(file: &str) {
+    let dir =
+        std::env::temp_dir().join(format!("clicktochat-upgrade-{}-{file}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("old.redb");
     std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/embedded_v1.redb"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(file),
         &path,
     )
     .expect("copy the old file");

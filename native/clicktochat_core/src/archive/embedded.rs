@@ -1,6 +1,6 @@
-//! The embedded store: the archive itself in the redb file, one key per
-//! message entry (see `entries`), so that archiving a message costs the
-//! same whatever the length of its conversation.
+//! The embedded store: the archive itself in the redb file, a commit's
+//! entries one key per conversation (see `entries`), so that archiving a
+//! message costs the same whatever the length of its conversation.
 //!
 //! Files written before that layout keep their records in the
 //! `conversations` table (one key per conversation, the seed's
@@ -34,10 +34,7 @@ impl Store for Embedded {
     fn save(&self, batch: &[Pending]) -> Result<u64, ArchiveError> {
         let txn = self.db.begin_write()?;
         {
-            let mut table = txn.open_table(ENTRIES)?;
-            for pending in batch {
-                entries::insert(&mut table, pending)?;
-            }
+            entries::insert_grouped(&mut txn.open_table(ENTRIES)?, batch)?;
         }
         txn.commit()?;
         Ok(0)

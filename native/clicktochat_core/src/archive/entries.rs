@@ -1,32 +1,104 @@
-//! One key per message entry: the layout both stores write (the embedded
-//! archive itself, and Riak's outbox). Adding a message inserts one small
-//! key, whatever the length of its conversation or of the agent's history;
-//! a read walks the agent's keys, which come out grouped by conversation
-//! and in time order.
+//! The layout both stores write (the embedded archive itself, and Riak's
+//! outbox): an agent's keys, grouped by conversation and in time order.
+//! Adding messages inserts small keys, whatever the length of their
+//! conversation or of the agent's history; a read walks the agent's keys.
 //!
 //! Key: `agent 0x00 start visitor 0x00 time seq`, where `start` and `time`
 //! are 8 bytes big-endian with the sign bit flipped (so that they sort as
-//! numbers) and `seq` 4 bytes big-endian, telling apart entries of one
-//! conversation recorded in the same microsecond, in the order they were
-//! recorded. JIDs cannot contain NUL, so an agent's keys are exactly those
-//! that begin with `agent 0x00`. Value: the entry in the seed's text format
-//! (`|current_time^...|from^...|to^...|msg^...|`).
+//! numbers) and `seq` 4 bytes big-endian, telling apart keys of one
+//! conversation with the same time, in the order they were written. JIDs
+//! cannot contain NUL, so an agent's keys are exactly those that begin with
+//! `agent 0x00`. Value: entries in the seed's text format
+//! (`|current_time^...|from^...|to^...|msg^...|`), one after the other, in
+//! time order; `time` is the first one's.
+//!
+//! Riak's outbox writes one entry a key ([`insert`]: its length counts the
+//! entries waiting). The embedded store writes the entries of a commit
+//! batch one key per conversation ([`insert_grouped`]): at chat rates a
+//! conversation gets a few messages a commit, and one B-tree insert for them
+//! all halves the writer's CPU a message. Both read the same way, so files
+//! written one entry a key read as before.
 
 use super::ArchiveError;
-use crate::conversation::Entry;
+use crate::conversation::{encode_entry_into, split_entries, Entry};
 use crate::records::{Record, RecordsError};
 use redb::{ReadableTable, Table, TableDefinition};
 
 pub(super) type Entries = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
 /// A message entry on its way to a store, with the conversation it
-/// belongs to.
+/// belongs to. Its five texts share one allocation: it is made on the
+/// scheduler thread that captured the message and freed by the writer
+/// thread, and each allocation crossing threads costs both of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Pending {
-    pub agent: String,
-    pub visitor: String,
+    /// agent, visitor, from, to and msg, one after the other.
+    texts: Box<str>,
+    /// Where agent, visitor, from and to end in `texts` (msg is the rest).
+    ends: [usize; 4],
     pub start_us: i64,
-    pub entry: Entry,
+    pub time_us: i64,
+}
+
+impl Pending {
+    pub(super) fn new(
+        (agent, visitor, start_us): (&str, &str, i64),
+        time_us: i64,
+        from: &str,
+        to: &str,
+        msg: &str,
+    ) -> Pending {
+        let parts = [agent, visitor, from, to, msg];
+        let mut texts = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0; 4];
+        for (i, part) in parts.iter().enumerate() {
+            texts.push_str(part);
+            if let Some(end) = ends.get_mut(i) {
+                *end = texts.len();
+            }
+        }
+        Pending {
+            texts: texts.into_boxed_str(),
+            ends,
+            start_us,
+            time_us,
+        }
+    }
+
+    /// A decoded entry of `agent`'s conversation with `visitor`.
+    pub(super) fn of_entry(agent: &str, visitor: &str, start_us: i64, entry: &Entry) -> Pending {
+        Pending::new(
+            (agent, visitor, start_us),
+            entry.time_us,
+            &entry.from,
+            &entry.to,
+            &entry.msg,
+        )
+    }
+
+    /// The `index`th text (`ends` are char boundaries by construction).
+    fn text(&self, index: usize) -> &str {
+        let start = index
+            .checked_sub(1)
+            .and_then(|i| self.ends.get(i))
+            .copied()
+            .unwrap_or(0);
+        let end = self.ends.get(index).copied().unwrap_or(self.texts.len());
+        self.texts.get(start..end).unwrap_or_default()
+    }
+
+    pub(super) fn agent(&self) -> &str {
+        self.text(0)
+    }
+
+    pub(super) fn visitor(&self) -> &str {
+        self.text(1)
+    }
+
+    /// The entry in the seed's format, appended to `out`.
+    pub(super) fn encode_entry_into(&self, out: &mut String) {
+        encode_entry_into(out, self.time_us, self.text(2), self.text(3), self.text(4));
+    }
 }
 
 const TIME_BYTES: usize = 8;
@@ -49,11 +121,11 @@ pub(super) fn agent_prefix(agent: &str) -> Vec<u8> {
 }
 
 fn entry_key(pending: &Pending, seq: u32) -> Vec<u8> {
-    let mut key = agent_prefix(&pending.agent);
+    let mut key = agent_prefix(pending.agent());
     key.extend_from_slice(&sortable(pending.start_us));
-    key.extend_from_slice(pending.visitor.as_bytes());
+    key.extend_from_slice(pending.visitor().as_bytes());
     key.push(0);
-    key.extend_from_slice(&sortable(pending.entry.time_us));
+    key.extend_from_slice(&sortable(pending.time_us));
     key.extend_from_slice(&seq.to_be_bytes());
     key
 }
@@ -63,15 +135,53 @@ pub(super) fn insert(
     table: &mut Table<&'static [u8], &'static [u8]>,
     pending: &Pending,
 ) -> Result<Vec<u8>, ArchiveError> {
-    let mut key = entry_key(pending, 0);
+    let mut value = String::new();
+    pending.encode_entry_into(&mut value);
+    insert_value(table, entry_key(pending, 0), value.as_bytes())
+}
+
+/// Adds a batch's entries, one key per conversation holding its entries of
+/// the batch in time order (recording order among equal times).
+pub(super) fn insert_grouped(
+    table: &mut Table<&'static [u8], &'static [u8]>,
+    batch: &[Pending],
+) -> Result<(), ArchiveError> {
+    let mut order: Vec<&Pending> = batch.iter().collect();
+    // Stable: entries of one conversation at the same time keep their order.
+    order.sort_by(|a, b| {
+        (a.agent(), a.start_us, a.visitor(), a.time_us).cmp(&(
+            b.agent(),
+            b.start_us,
+            b.visitor(),
+            b.time_us,
+        ))
+    });
+    let mut value = String::new();
+    for group in order.chunk_by(|a, b| {
+        a.agent() == b.agent() && a.start_us == b.start_us && a.visitor() == b.visitor()
+    }) {
+        value.clear();
+        for pending in group {
+            pending.encode_entry_into(&mut value);
+        }
+        insert_value(table, entry_key(group[0], 0), value.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Puts `value` under `key`, or, if the key is taken (a second key of the
+/// same conversation with the same time), under the next free `seq`.
+fn insert_value(
+    table: &mut Table<&'static [u8], &'static [u8]>,
+    mut key: Vec<u8>,
+    value: &[u8],
+) -> Result<Vec<u8>, ArchiveError> {
     let seq_at = key.len() - SEQ_BYTES;
-    let value = pending.entry.encode();
     // One B-tree operation when the key is free, which it almost always is;
-    // a clash is a second entry of the same conversation in the same
-    // microsecond: the first is put back, and this one goes after it.
+    // on a clash the earlier value is put back, and this one goes after it.
     for seq in 1..=u32::MAX {
         let Some(previous) = table
-            .insert(key.as_slice(), value.as_bytes())?
+            .insert(key.as_slice(), value)?
             .map(|previous| previous.value().to_vec())
         else {
             return Ok(key);
@@ -114,24 +224,36 @@ pub(super) fn read_agent<T: ReadableTable<&'static [u8], &'static [u8]>>(
         let corrupt = || ArchiveError::Corrupt(RecordsError::NotAnArchive);
         let (start_us, visitor) = conversation_of(key, prefix.len()).ok_or_else(corrupt)?;
         let text = std::str::from_utf8(value.value()).map_err(|_| corrupt())?;
-        let entry = Entry::decode(text).map_err(|error| {
-            ArchiveError::Corrupt(RecordsError::Entry {
-                record: records.len(),
-                entry: 0,
-                error,
-            })
-        })?;
-        match records.last_mut() {
-            Some(last) if last.start_us == start_us && last.user == visitor => {
-                last.entries.push(entry)
-            }
-            _ => records.push(Record {
+        if !matches!(records.last(), Some(last) if last.start_us == start_us && last.user == visitor)
+        {
+            records.push(Record {
                 start_us,
                 user: visitor.to_owned(),
-                entries: vec![entry],
-            }),
+                entries: Vec::new(),
+            });
+        }
+        let record_index = records.len() - 1;
+        let record = &mut records[record_index];
+        for piece in split_entries(text) {
+            let entry = Entry::decode(piece).map_err(|error| {
+                ArchiveError::Corrupt(RecordsError::Entry {
+                    record: record_index,
+                    entry: record.entries.len(),
+                    error,
+                })
+            })?;
+            record.entries.push(entry);
         }
         keys.push(key.to_vec());
+    }
+    // Each key is in time order, and keys by their first time; an entry
+    // whose time was taken just before a commit but that reached the writer
+    // just after it is in the next key: put back in time order (stable, so
+    // equal times keep the order they were recorded in).
+    for record in &mut records {
+        if !record.entries.is_sorted_by_key(|entry| entry.time_us) {
+            record.entries.sort_by_key(|entry| entry.time_us);
+        }
     }
     Ok((records, keys))
 }
@@ -158,17 +280,28 @@ mod tests {
     const TABLE: Entries = TableDefinition::new("entries_test");
 
     fn pending(agent: &str, visitor: &str, start_us: i64, time_us: i64, msg: &str) -> Pending {
-        Pending {
-            agent: agent.into(),
-            visitor: visitor.into(),
-            start_us,
-            entry: Entry {
-                time_us,
-                from: visitor.into(),
-                to: agent.into(),
-                msg: msg.into(),
-            },
-        }
+        Pending::new((agent, visitor, start_us), time_us, visitor, agent, msg)
+    }
+
+    /// The agent's records as (start, visitor, its messages), and how many
+    /// keys they came from.
+    fn read_messages(db: &Database, agent: &str) -> (Vec<(i64, String, Vec<String>)>, usize) {
+        let txn = db.begin_read().expect("read");
+        let table = txn.open_table(TABLE).expect("table");
+        let (records, keys) = read_agent(&table, agent, usize::MAX).expect("read");
+        let messages = records
+            .into_iter()
+            .map(|r| {
+                let msgs = r.entries.into_iter().map(|e| e.msg).collect();
+                (r.start_us, r.user, msgs)
+            })
+            .collect();
+        (messages, keys.len())
+    }
+
+    fn conversation(start_us: i64, visitor: &str, msgs: &[&str]) -> (i64, String, Vec<String>) {
+        let msgs = msgs.iter().map(|m| m.to_string()).collect();
+        (start_us, visitor.to_owned(), msgs)
     }
 
     #[test]
@@ -193,24 +326,15 @@ mod tests {
             }
         }
         txn.commit().expect("commit");
-        let txn = db.begin_read().expect("read");
-        let table = txn.open_table(TABLE).expect("table");
-        let (records, keys) = read_agent(&table, "a@h", usize::MAX).expect("read");
-        let got: Vec<(i64, &str, Vec<&str>)> = records
-            .iter()
-            .map(|r| {
-                let msgs = r.entries.iter().map(|e| e.msg.as_str()).collect();
-                (r.start_us, r.user.as_str(), msgs)
-            })
-            .collect();
+        let (got, keys) = read_messages(&db, "a@h");
         assert_eq!(
             got,
             [
-                (-7, "w@c", vec!["earlier conversation"]),
-                (
+                conversation(-7, "w@c", &["earlier conversation"]),
+                conversation(
                     5,
                     "v@c",
-                    vec![
+                    &[
                         "first",
                         "same time, one",
                         "same time, two",
@@ -220,12 +344,89 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(keys.len(), 6);
+        assert_eq!(keys, 6);
+        let txn = db.begin_read().expect("read");
+        let table = txn.open_table(TABLE).expect("table");
         let (first_two, _) = read_agent(&table, "a@h", 2).expect("read two");
         assert_eq!(first_two.iter().map(|r| r.entries.len()).sum::<usize>(), 2);
         assert_eq!(first_agent(&table).expect("first").as_deref(), Some("a@h"));
         drop(table);
         drop(txn);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_batch_goes_one_key_a_conversation_and_reads_back_in_time_order() {
+        let dir = std::env::temp_dir().join(format!("clicktochat-grouped-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let db = Database::create(dir.join("g.redb")).expect("db");
+        let write = |batch: &[Pending], one_a_key: bool| {
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut table = txn.open_table(TABLE).expect("table");
+                if one_a_key {
+                    for p in batch {
+                        insert(&mut table, p).expect("insert");
+                    }
+                } else {
+                    insert_grouped(&mut table, batch).expect("insert");
+                }
+            }
+            txn.commit().expect("commit");
+        };
+        // Written one entry a key (as files of the previous version are).
+        write(&[pending("a@h", "v@c", 5, 1, "one a key")], true);
+        // Two conversations and another agent mixed in one batch, out of
+        // time order, two at the same time.
+        write(
+            &[
+                pending("a@h", "v@c", 5, 30, "c"),
+                pending("a@h", "w@c", 6, 10, "w first"),
+                pending("a@h", "v@c", 5, 20, "b, same time, one"),
+                pending("ab@h", "v@c", 0, 0, "another agent"),
+                pending("a@h", "v@c", 5, 20, "b, same time, two"),
+                pending("a@h", "w@c", 6, 11, "w | second ^ %"),
+            ],
+            false,
+        );
+        // A later batch holding an entry older than the previous batch's
+        // last, and one at the same time as the previous batch's first.
+        write(
+            &[
+                pending("a@h", "v@c", 5, 25, "late"),
+                pending("a@h", "v@c", 5, 40, "d"),
+            ],
+            false,
+        );
+        write(&[pending("a@h", "v@c", 5, 20, "b, again")], false);
+        let (got, keys) = read_messages(&db, "a@h");
+        assert_eq!(
+            got,
+            [
+                conversation(
+                    5,
+                    "v@c",
+                    &[
+                        "one a key",
+                        "b, same time, one",
+                        "b, same time, two",
+                        "b, again",
+                        "late",
+                        "c",
+                        "d"
+                    ]
+                ),
+                conversation(6, "w@c", &["w first", "w | second ^ %"]),
+            ]
+        );
+        // One key a conversation and batch (the third batch's same-time
+        // key took the next seq).
+        assert_eq!(keys, 5);
+        assert_eq!(
+            read_messages(&db, "ab@h").0,
+            [conversation(0, "v@c", &["another agent"])]
+        );
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -5,9 +5,9 @@
 //! them into the store.
 //!
 //! - `embedded` store: a redb file (ACID, copy-on-write B-tree, fsync on
-//!   commit), one key per message entry (`entries`), so that a message costs
-//!   the same whatever the length of its conversation; a read gathers the
-//!   agent's keys into the seed's records.
+//!   commit), a commit's entries one key per conversation (`entries`), so
+//!   that a message costs the same whatever the length of its conversation;
+//!   a read gathers the agent's keys into the seed's records.
 //! - `riak` store: the seed's `[{record, [Record]}]` values in Riak KV under
 //!   the agent's key, split into bounded values (`riak_store`). Batches are
 //!   first committed to an outbox table of the same redb file (the same
@@ -30,7 +30,6 @@ mod riak_store;
 mod store;
 mod writer;
 
-use crate::conversation::Entry;
 use crate::records::{Record, RecordsError};
 use crate::riak::{RiakConfig, RiakError};
 use crossbeam_channel::{RecvTimeoutError, Sender};
@@ -217,17 +216,17 @@ impl Archive {
             Direction::FromVisitor => (conversation.visitor, conversation.agent),
             Direction::FromAgent => (conversation.agent, conversation.visitor),
         };
-        let command = Command::Record(Pending {
-            agent: conversation.agent.to_owned(),
-            visitor: conversation.visitor.to_owned(),
-            start_us: conversation.start_us,
-            entry: Entry {
-                time_us,
-                from: from.to_owned(),
-                to: to.to_owned(),
-                msg: msg.to_owned(),
-            },
-        });
+        let command = Command::Record(Pending::new(
+            (
+                conversation.agent,
+                conversation.visitor,
+                conversation.start_us,
+            ),
+            time_us,
+            from,
+            to,
+            msg,
+        ));
         match self.sender.send(command) {
             Ok(()) => Captured::Recorded,
             Err(_) => Captured::Closed,

@@ -118,12 +118,7 @@ fn move_old_outbox(txn: &WriteTransaction) -> Result<(), ArchiveError> {
                 for entry in record.entries {
                     entries::insert(
                         &mut outbox,
-                        &Pending {
-                            agent: agent.value().to_owned(),
-                            visitor: record.user.clone(),
-                            start_us: record.start_us,
-                            entry,
-                        },
+                        &Pending::of_entry(agent.value(), &record.user, record.start_us, &entry),
                     )?;
                 }
             }
