@@ -167,11 +167,11 @@ bench-rotation: nif beams
 # with the archive on and off; and docs/performance.md (+ docs/perf_*.png)
 # from every _build/bench/*.json.
 # seconds per wrk run, rounds (A B A B...)
-BENCH_REGISTER ?= 5 3
+BENCH_REGISTER ?= 5 4
 # seconds per wrk run, live visitor levels
 BENCH_VISITORS ?= 3 0 10000 50000 100000
 # pairs, seconds per phase, rounds
-BENCH_CHAT ?= 40 5 3
+BENCH_CHAT ?= 40 5 4
 bench: all bench-deps bench-rotation
 	erlc -o _build/bench test/bench/assignment_bench.erl
 	erl -noshell -pa _build/bench -run assignment_bench main 100000 1000000

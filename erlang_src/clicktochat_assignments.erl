@@ -18,7 +18,7 @@
 -module(clicktochat_assignments).
 
 -export([create_table/0, transform/1]).
--export([claim/2, assign/4, hand_over/5, note_answer/4, lookup/2, take/2, all/1, asked/1,
+-export([claim/3, assign/4, hand_over/5, note_answer/4, lookup/2, take/2, all/1, asked/1,
          count/0]).
 
 -record(clicktochat_visitor,
@@ -54,17 +54,18 @@ transform({clicktochat_visitor, US, Agent, RegisteredAt}) ->
 transform(#clicktochat_visitor{} = Current) ->
     Current.
 
-%% Reserves the name for a registration under way, before the rotation is
-%% asked: the record says `waiting' until assign/4 or hand_over/5 names the
-%% agent, so a slot handed to it from the line finds it whatever the order.
+%% Reserves the name for a registration under way: with its agent, once
+%% the desk has answered (no line), or before the desk is asked (a line):
+%% the record says `waiting' until assign/4 or hand_over/5 names the agent,
+%% so a slot handed to it from the line finds it whatever the order.
 %% `exists' when a live visitor already has the name.
--spec claim(binary(), binary()) -> {ok, integer()} | exists | {error, term()}.
-claim(LUser, ClientHost) ->
+-spec claim(binary(), binary(), binary() | waiting) -> {ok, integer()} | exists | {error, term()}.
+claim(LUser, ClientHost, Agent) ->
     Now = erlang:system_time(millisecond),
     Claim = fun() ->
                     case mnesia:read(clicktochat_visitor, {LUser, ClientHost}, write) of
                         [] -> mnesia:write(#clicktochat_visitor{
-                                              us = {LUser, ClientHost}, agent = waiting,
+                                              us = {LUser, ClientHost}, agent = Agent,
                                               registered_at = Now, assigned_at = Now,
                                               answer = unasked});
                         [_] -> exists

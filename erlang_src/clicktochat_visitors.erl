@@ -13,27 +13,64 @@
 -include("xmpp.hrl").
 -include("clicktochat.hrl").
 
-%% Claims the name, asks the desk for an agent or a place in the line,
+%% Claims the name and asks the desk for an agent or a place in the line,
 %% then creates the account; on any failure the name, the slot or the place
 %% is given back, so no account, slot or place is left behind.
 -spec register(#instance{}, binary(), binary()) ->
           {ok, binary(), binary()} |
           {waiting, binary(), pos_integer(), non_neg_integer() | undefined} |
           {error, atom()}.
-register(#instance{client_host = ClientHost, max_visitors = MaxVisitors} = Instance,
-         User, Password) ->
+register(#instance{max_visitors = MaxVisitors,
+                   max_waiting = MaxWaiting} = Instance, User, Password) ->
     case jid:nodeprep(User) of
         LUser when LUser == error; LUser == <<>> -> {error, invalid_username};
         LUser ->
             case clicktochat_assignments:count() >= MaxVisitors of
                 true -> {error, too_many_visitors};
-                false ->
-                    case clicktochat_assignments:claim(LUser, ClientHost) of
-                        {ok, RegisteredAt} -> enter(Instance, LUser, Password, RegisteredAt);
-                        exists -> {error, exists};
-                        {error, _} -> {error, db_failure}
-                    end
+                false when MaxWaiting == 0 -> agent_first(Instance, LUser, Password);
+                false -> claim_first(Instance, LUser, Password)
             end
+    end.
+
+%% Without a line the desk answers an agent or nothing, and nobody else
+%% writes a visitor before it exists: the name is claimed with its agent in
+%% one transaction once the desk has answered (one Mnesia write a
+%% registration rather than a claim and then the agent; the registration's
+%% tail latency follows Mnesia's log).
+agent_first(#instance{client_host = ClientHost} = Instance, LUser, Password) ->
+    case clicktochat_assignments:lookup(LUser, ClientHost) of
+        none ->
+            case clicktochat_rotation:enter(Instance, LUser) of
+                {assigned, Agent} ->
+                    case clicktochat_assignments:claim(LUser, ClientHost, Agent) of
+                        {ok, RegisteredAt} ->
+                            Visitor = jid:encode({LUser, ClientHost, <<>>}),
+                            create_account(Instance, LUser, Password, RegisteredAt,
+                                           {ok, Visitor, Agent});
+                        Taken ->
+                            clicktochat_rotation:release(Instance, Agent, none),
+                            {error, case Taken of
+                                        exists -> exists;
+                                        {error, _} -> db_failure
+                                    end}
+                    end;
+                {waiting, _Position, _Estimate} ->
+                    %% The line was turned on since this instance was read:
+                    %% the place goes back, and the name is claimed first.
+                    clicktochat_rotation:leave(Instance, LUser),
+                    claim_first(Instance, LUser, Password);
+                Refused -> {error, refused(Refused)}
+            end;
+        _Live -> {error, exists}
+    end.
+
+%% With a line, the name is claimed (as waiting) before the desk is asked,
+%% so that a slot the line hands it finds it whatever the order.
+claim_first(#instance{client_host = ClientHost} = Instance, LUser, Password) ->
+    case clicktochat_assignments:claim(LUser, ClientHost, waiting) of
+        {ok, RegisteredAt} -> enter(Instance, LUser, Password, RegisteredAt);
+        exists -> {error, exists};
+        {error, _} -> {error, db_failure}
     end.
 
 enter(#instance{client_host = ClientHost} = Instance, LUser, Password, RegisteredAt) ->
@@ -49,11 +86,11 @@ enter(#instance{client_host = ClientHost} = Instance, LUser, Password, Registere
             %% Not in the desk (or, if its owner did not answer in time, a
             %% place the line hands out to nobody: the slot comes back).
             clicktochat_assignments:take(LUser, ClientHost),
-            {error, case Refused of
-                        line_full -> line_full;
-                        _NoAgentOrNoOwner -> no_agent_available
-                    end}
+            {error, refused(Refused)}
     end.
+
+refused(line_full) -> line_full;
+refused(_NoAgentOrNoOwner) -> no_agent_available.
 
 create_account(#instance{client_host = ClientHost} = Instance, LUser, Password, RegisteredAt,
                Registered) ->

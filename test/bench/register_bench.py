@@ -1,7 +1,8 @@
 """POST /clicktochat/register against ejabberd's own mod_http_api `register`
 command (POST /api/register {"user", "host", "password"}), on one server,
 one HTTP listener carrying both, in one run: wrk runs alternate ours,
-theirs, ours, theirs... Each run: throughput, latency percentiles (wrk's),
+theirs, theirs, ours... (A B B A: the accounts that pile up through the
+run weigh on both sides alike). Each run: throughput, latency percentiles (wrk's),
 the server's CPU per registration (/proc/<beam>/stat, every thread) and
 wrk's own CPU (the driver must not be the bottleneck).
 
@@ -91,7 +92,7 @@ def summary(runs):
                   "driver_cores_busy": mean(side, "driver_cores_busy")}
            for side in SIDES}
     # Paired ratios, round by round (each ours run against the theirs run
-    # that follows it), and their median: robust to drift on a busy machine.
+    # of its round), and their median: robust to drift on a busy machine.
     ours = [r for r in runs if r["side"] == "ours"]
     theirs = [r for r in runs if r["side"] == "theirs"]
     pairs = list(zip(ours, theirs))
@@ -160,7 +161,10 @@ def bench(mode, c2s_port, http_port):
                         "application/json", THREADS, CONNECTIONS, 1)
             runs = []
             for round_ in range(ROUNDS):
-                for side in SIDES:
+                # Ours first, then theirs first: every run adds thousands
+                # of accounts, and ejabberd's passwd table slows with them.
+                sides = list(SIDES) if round_ % 2 == 0 else list(SIDES)[::-1]
+                for side in sides:
                     runs.append(one_run(server, control, side, f"r{round_}{side}", SECONDS))
             visitors = int(control.eval("rpc:call(Node, mnesia, table_info, "
                                         "[clicktochat_visitor, size])"))

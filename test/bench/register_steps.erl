@@ -175,7 +175,7 @@ average(Ms) ->
       node_cpu_us => lists:sum([maps:get(node_cpu_us, M) || M <- Ms]) / length(Ms)}.
 
 %% clicktochat_api:register/3 then clicktochat_visitors:register/3, step by
-%% step (no waiting line: every registration gets an agent).
+%% step (no waiting line: every registration gets an agent, claimed with it).
 steps(Host, N, Name) ->
     Instance = clicktochat_instance:for_request(Host),
     Timed = fun(Key, F, Acc) ->
@@ -196,12 +196,12 @@ steps(Host, N, Name) ->
                       Timed(c_parse_json, fun() -> clicktochat_nif:parse_registration_json(Body) end, Acc2),
                   {LUser, Acc4} = Timed(d_nodeprep, fun() -> jid:nodeprep(User) end, Acc3),
                   {_, Acc5} = Timed(e_count_visitors, fun() -> clicktochat_assignments:count() end, Acc4),
-                  {{ok, At}, Acc6} = Timed(f_claim_mnesia_transaction,
-                                           fun() -> clicktochat_assignments:claim(LUser, Host) end, Acc5),
+                  {none, Acc6} = Timed(f_lookup_mnesia_dirty_read,
+                                       fun() -> clicktochat_assignments:lookup(LUser, Host) end, Acc5),
                   {{assigned, Agent}, Acc7} =
                       Timed(g_rotation_enter_nif, fun() -> clicktochat_rotation:enter(Instance, LUser) end, Acc6),
-                  {_, Acc8} = Timed(h_assign_mnesia_dirty_write,
-                                    fun() -> clicktochat_assignments:assign(LUser, Host, Agent, At) end, Acc7),
+                  {{ok, At}, Acc8} = Timed(h_claim_mnesia_transaction,
+                                           fun() -> clicktochat_assignments:claim(LUser, Host, Agent) end, Acc7),
                   {ok, Acc9} = Timed(i_ejabberd_auth_try_register,
                                      fun() -> ejabberd_auth:try_register(LUser, Host, Password) end, Acc8),
                   {_, Acc10} = Timed(j_arm_ttl_cast,

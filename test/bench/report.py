@@ -120,8 +120,8 @@ def register_section(r):
     out = ["## POST /register against ejabberd's own register command", "",
            r.get("description", ""), "",
            f"`wrk -t{r['wrk']['threads']} -c{r['wrk']['connections']} "
-           f"-d{r['wrk']['seconds']}s`, {r['wrk']['rounds']} rounds of ours then theirs "
-           "(A B A B), one server per password format, JSON bodies, unique names "
+           f"-d{r['wrk']['seconds']}s`, {r['wrk']['rounds']} rounds, ours then theirs "
+           "and theirs then ours in turn (A B B A), one server per password format, JSON bodies, unique names "
            "(a Lua script). Server CPU from `/proc/<beam>/stat`, per successful "
            "registration; wrk's own CPU from its rusage. Goal: ours >= 1.1x theirs in "
            "throughput, p99 <= 1.0x theirs.", ""]
@@ -264,7 +264,7 @@ def chat_section(r):
     out = ["## Server CPU per chat message, archive on and off", "", r["description"] + ".",
            f"{r['pairs']} visitor-agent pairs (and as many pairs of ordinary accounts), "
            f"{r['window']} messages in flight per direction, phases of {r['seconds']:g} s, "
-           f"{r['rounds']} rounds of on, off, ordinary accounts. {r['transport']}; "
+           f"{r['rounds']} rounds of on, off (off, on in every other round), ordinary accounts. {r['transport']}; "
            f"a message is {r['message_bytes']} bytes as sent. Each phase ends once every "
            "message sent is received and the archive has synced. Goal: on <= 1.15x off.", ""]
     rows = [[p["mode"], p["messages"], p["messages_per_s"], p["server_cpu_us_per_message"],
