@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 const AGENTS: usize = 200;
 const PER_AGENT_RATE: f64 = 2.0;
 const RUN: Duration = Duration::from_secs(35);
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 1;
 
 fn main() {
     let json = std::env::args().skip(1).find(|a| !a.starts_with("--"));
