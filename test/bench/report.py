@@ -27,6 +27,7 @@ Files it knows (anything else found is listed with its headline values):
     }
 
   "series" is ours (points in x order; y the cost at x); "alternative"
+  (or "alternatives", a list of them)
   what it is compared with, measured in the same run, the same points
   (or null). A point may carry more keys (e.g. "p99"); they are shown
   in the table. Each gets a table (x, y, alternative's y, ratio) and a
@@ -303,18 +304,21 @@ def generic_series_section(name, r):
     if r.get("command"):
         out += [f"`{r['command']}`", ""]
     series = r.get("series") or []
-    alt = r.get("alternative") or {}
-    alt_points = {p["x"]: p["y"] for p in (alt.get("series") or [])} if isinstance(alt, dict) \
-        else {}
+    # "alternatives": a list of {name, series}; "alternative": just one.
+    alts = r.get("alternatives") or ([r["alternative"]] if isinstance(r.get("alternative"), dict)
+                                     else [])
+    alts = [(a.get("name", "alternative"), {p["x"]: p["y"] for p in (a.get("series") or [])})
+            for a in alts]
+    alts = [(alt_name, points) for alt_name, points in alts if points]
     extra = sorted({k for p in series for k in p if k not in ("x", "y")})
     header = [r.get("x_label", "x"), r.get("y_label", "y")] + extra
-    if alt_points:
-        header += [f"{alt.get('name', 'alternative')}", "ratio"]
+    for alt_name, _ in alts:
+        header += [alt_name, "ratio"]
     rows = []
     for p in series:
         row = [p["x"], p["y"]] + [p.get(k) for k in extra]
-        if alt_points:
-            a = alt_points.get(p["x"])
+        for _, points in alts:
+            a = points.get(p["x"])
             row += [a, f"{p['y'] / a:.2f}x" if a else "-"]
         rows.append(row)
     out.append(table(header, rows))
@@ -322,9 +326,9 @@ def generic_series_section(name, r):
     if goal:
         out += ["", f"Goal: {goal.get('text', '')}: {yes(goal.get('met'))}."]
     curves = [("ours", [p["x"] for p in series], [p["y"] for p in series])]
-    if alt_points:
-        xs = sorted(alt_points)
-        curves.append((alt.get("name", "alternative"), xs, [alt_points[x] for x in xs]))
+    for alt_name, points in alts:
+        xs = sorted(points)
+        curves.append((alt_name, xs, [points[x] for x in xs]))
     image = plot(name, title, r.get("x_label", "x"), r.get("y_label", "y"), curves)
     return out + ["", image, ""] if image else out + [""]
 
