@@ -309,6 +309,8 @@ def write_json(name, data):
     OUT.mkdir(parents=True, exist_ok=True)
     data = {"bench": name, "machine": machine(),
             "taken_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            # The server's extra VM flags (sandbox.py), if any.
+            "erl_options": os.environ.get("SANDBOX_ERL_OPTIONS", ""),
             "command": " ".join([Path(sys.executable).as_posix(),
                                  *[os.path.relpath(a, REPO) if os.path.exists(a) else a
                                    for a in sys.argv]]),

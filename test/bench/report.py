@@ -188,7 +188,8 @@ def visitors_section(r):
            f"`-t{r['wrk']['threads']} -c{r['wrk']['connections']} -d{r['wrk']['seconds']}s`, "
            f"{r['wrk']['rounds']} rounds of ours then theirs; the level is the count of live "
            "visitors when its first run starts (each run adds its own registrations). "
-           "Goal: ours flat within +-15 % of the first level.", ""]
+           "Goal: ours flat within +-15 % of the first level."
+           + (f" Server VM flags: `{r['erl_options']}`." if r.get("erl_options") else ""), ""]
     rows = []
     for level in r["levels"]:
         ours, theirs, v = level["ours"], level["theirs"], level["ours_vs_first_level"]
