@@ -114,8 +114,16 @@ fn main() {
     .lag_ms;
     println!("commit lag after a burst of {MESSAGES} messages handed over at once: {lag:.0} ms");
     for (layout, cpu) in [
-        ("now", rows.iter().map(|r| r.1.cpu_us_per_message).collect::<Vec<_>>()),
-        ("entry per key", rows.iter().map(|r| r.2.cpu_us_per_message).collect()),
+        (
+            "now",
+            rows.iter()
+                .map(|r| r.1.cpu_us_per_message)
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "entry per key",
+            rows.iter().map(|r| r.2.cpu_us_per_message).collect(),
+        ),
     ] {
         println!(
             "{layout}: CPU per message from {} to {} messages a conversation, \
@@ -182,8 +190,11 @@ fn write_json(path: &Path, rows: &[Row], lag: f64) {
         .iter()
         .filter_map(|(x, _, _, old)| old.as_ref().map(|old| point(*x, old)))
         .collect();
-    let spread_now = spread(&rows.iter().map(|r| r.1.cpu_us_per_message).collect::<Vec<_>>());
-    let spread_entry = spread(&rows.iter().map(|r| r.2.cpu_us_per_message).collect::<Vec<_>>());
+    let (now_cpu, entry_cpu): (Vec<f64>, Vec<f64>) = rows
+        .iter()
+        .map(|r| (r.1.cpu_us_per_message, r.2.cpu_us_per_message))
+        .unzip();
+    let (spread_now, spread_entry) = (spread(&now_cpu), spread(&entry_cpu));
     // Never dearer than one key per entry, at any length.
     let cheaper = rows
         .iter()
