@@ -119,6 +119,46 @@ def test_concurrent_registrations_never_exceed_max_sessions(server, http, connec
     assert len(server.registered_users() - {BYSTANDER}) == 2 * MAX_SESSIONS
 
 
+def test_one_name_registered_at_once_many_times_gets_one_account_and_leaks_no_slot(
+        server, http, connect):
+    """Without a line the desk is asked before the name is claimed: every
+    loser of a same-name race must give its slot back."""
+    connect_agents(connect, ["agent1", "agent2"])
+    name = visitor_name("twin")
+    results = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def register():
+        start.wait(30)
+        response = http.register(name)
+        with lock:
+            results.append(response)
+
+    threads = [threading.Thread(target=register) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 8
+    statuses = Counter(status for status, _, _ in results)
+    assert statuses[201] == 1, results
+    # The others lost the race to the name (or, while racing enters held
+    # every slot for a moment, found none free).
+    for status, _, body in results:
+        if status != 201:
+            assert (status, body) in {
+                (400, f"{XML_PROLOG}<register><status>error</status><reason>exists"
+                      "</reason></register>"),
+                (503, f"{XML_PROLOG}<register><status>error</status><reason>"
+                      "no_agent_available</reason></register>")}, (status, body)
+    assert server.registered_users() - {BYSTANDER} == {name}
+    # Every slot but the winner's is free again.
+    others = Counter(register_agent(http) for _ in range(2 * MAX_SESSIONS - 1))
+    assert sum(others.values()) == 2 * MAX_SESSIONS - 1
+    assert_error(http.register(visitor_name()), 503, "register", "no_agent_available")
+
+
 def test_away_agent_is_skipped_and_comes_back(server, http, connect):
     agent1, agent2, agent3 = connect_agents(connect, ["agent1", "agent2", "agent3"])
     agent2.set_show("away")
