@@ -95,21 +95,30 @@ def test_registrations_are_spread_fairly(server, http, connect):
     assert all(low <= n <= high for n in counts.values()), counts
 
 
-def test_concurrent_registrations_never_exceed_max_sessions(server, http, connect):
-    connect_agents(connect, ["agent1", "agent2"])
+def register_at_once(http, names):
+    """One registration per name, each from its own thread, all let go at
+    once; their responses."""
     results = []
     lock = threading.Lock()
+    start = threading.Barrier(len(names))
 
-    def register():
-        response = http.register(visitor_name("burst"))
+    def register(name):
+        start.wait(30)
+        response = http.register(name)
         with lock:
             results.append(response)
 
-    threads = [threading.Thread(target=register) for _ in range(16)]
+    threads = [threading.Thread(target=register, args=(name,)) for name in names]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
+    return results
+
+
+def test_concurrent_registrations_never_exceed_max_sessions(server, http, connect):
+    connect_agents(connect, ["agent1", "agent2"])
+    results = register_at_once(http, [visitor_name("burst") for _ in range(16)])
     assert len(results) == 16
     created = [assigned_agent(s, b) for s, _, b in results if s == 201]
     refused = [b for s, _, b in results if s == 503]
@@ -125,21 +134,7 @@ def test_one_name_registered_at_once_many_times_gets_one_account_and_leaks_no_sl
     loser of a same-name race must give its slot back."""
     connect_agents(connect, ["agent1", "agent2"])
     name = visitor_name("twin")
-    results = []
-    lock = threading.Lock()
-    start = threading.Barrier(8)
-
-    def register():
-        start.wait(30)
-        response = http.register(name)
-        with lock:
-            results.append(response)
-
-    threads = [threading.Thread(target=register) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    results = register_at_once(http, [name] * 8)
     assert len(results) == 8
     statuses = Counter(status for status, _, _ in results)
     assert statuses[201] == 1, results
