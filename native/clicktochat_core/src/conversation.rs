@@ -90,13 +90,8 @@ impl Entry {
     /// clamped (see [`crate::calendar::format_rfc3339_micros`]).
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(64 + self.from.len() + self.to.len() + self.msg.len());
-        self.encode_into(&mut out);
+        encode_entry_into(&mut out, self.time_us, &self.from, &self.to, &self.msg);
         out
-    }
-
-    /// [`Entry::encode`] appended to `out`.
-    pub fn encode_into(&self, out: &mut String) {
-        encode_entry_into(out, self.time_us, &self.from, &self.to, &self.msg);
     }
 
     /// Reads one entry written by [`Entry::encode`] (or the seed).

@@ -121,24 +121,25 @@ pub(super) fn agent_prefix(agent: &str) -> Vec<u8> {
     key
 }
 
-fn entry_key(pending: &Pending, seq: u32) -> Vec<u8> {
+/// The key of a value whose first entry is `pending`, at seq 0.
+fn entry_key(pending: &Pending) -> Vec<u8> {
     let mut key = agent_prefix(pending.agent());
     key.extend_from_slice(&sortable(pending.start_us));
     key.extend_from_slice(pending.visitor().as_bytes());
     key.push(0);
     key.extend_from_slice(&sortable(pending.time_us));
-    key.extend_from_slice(&seq.to_be_bytes());
+    key.extend_from_slice(&0u32.to_be_bytes());
     key
 }
 
-/// Adds one entry. Returns the key it got.
+/// Adds one entry.
 pub(super) fn insert(
     table: &mut Table<&'static [u8], &'static [u8]>,
     pending: &Pending,
-) -> Result<Vec<u8>, ArchiveError> {
+) -> Result<(), ArchiveError> {
     let mut value = String::new();
     pending.encode_entry_into(&mut value);
-    insert_value(table, entry_key(pending, 0), value.as_bytes())
+    insert_value(table, entry_key(pending), value.as_bytes())
 }
 
 /// Adds a batch's entries, one key per conversation holding its entries of
@@ -165,7 +166,7 @@ pub(super) fn insert_grouped(
         for pending in group {
             pending.encode_entry_into(&mut value);
         }
-        insert_value(table, entry_key(group[0], 0), value.as_bytes())?;
+        insert_value(table, entry_key(group[0]), value.as_bytes())?;
     }
     Ok(())
 }
@@ -176,7 +177,7 @@ fn insert_value(
     table: &mut Table<&'static [u8], &'static [u8]>,
     mut key: Vec<u8>,
     value: &[u8],
-) -> Result<Vec<u8>, ArchiveError> {
+) -> Result<(), ArchiveError> {
     let seq_at = key.len() - SEQ_BYTES;
     // One B-tree operation when the key is free, which it almost always is;
     // on a clash the earlier value is put back, and this one goes after it.
@@ -185,7 +186,7 @@ fn insert_value(
             .insert(key.as_slice(), value)?
             .map(|previous| previous.value().to_vec())
         else {
-            return Ok(key);
+            return Ok(());
         };
         table.insert(key.as_slice(), previous.as_slice())?;
         key[seq_at..].copy_from_slice(&seq.to_be_bytes());
