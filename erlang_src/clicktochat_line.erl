@@ -3,14 +3,16 @@
 %%%
 %%% The line itself is in the desk (clicktochat_core), on the rotation's
 %%% owner. Whatever process makes a desk call there gets back what changed:
-%%% visitors handed a freed slot, and visitors whose position moved. It
-%%% casts that to the owner's clicktochat_server, which calls this module:
-%%% one process writes every hand-over and sends every notice, in the
-%%% desk's order, so that a visitor never sees its position go up nor a
-%%% position after its assignment. Positions are read from the desk when
-%%% the notices go out (several changes in the mailbox make one read), not
-%%% taken from the change, which may have been overtaken by the time it
-%%% arrives.
+%%% how many visitors were handed a freed slot (the desk keeps who), and
+%%% the visitors whose position moved. It casts that to the owner's
+%%% clicktochat_server, which calls this module: one process writes every
+%%% hand-over and sends every notice, so that a visitor never sees its
+%%% position go up nor a position after its assignment. The casts of
+%%% different processes may arrive in any order, so neither what was
+%%% handed over nor the positions are taken from them: the hand-overs are
+%%% taken from the desk, in its order (an agent hears of its visitors from
+%%% the line in line order), and positions are read from it when the
+%%% notices go out (several changes in the mailbox make one read).
 -module(clicktochat_line).
 
 -export([changed/2, apply_changes/3, visitor_logged_in/2]).
@@ -27,19 +29,20 @@
 -export_type([told/0]).
 
 %% On the owner, after a desk call.
--spec changed(#instance{}, {[{binary(), binary()}], [{binary(), pos_integer(), term()}]}) -> ok.
-changed(_Instance, {[], []}) ->
+-spec changed(#instance{}, clicktochat_nif:changes()) -> ok.
+changed(_Instance, {0, []}) ->
     ok;
-changed(#instance{client_host = ClientHost}, {Assigned, Moved}) ->
+changed(#instance{client_host = ClientHost}, {_HandedOver, Moved}) ->
     gen_server:cast({global, clicktochat_rotation:name(ClientHost)},
-                    {line_changed, Assigned, [V || {V, _Position, _Estimate} <- Moved]}).
+                    {line_changed, [V || {V, _Position, _Estimate} <- Moved]}).
 
 %% In the owner's server: the visitors handed a slot get their agent (or,
 %% gone meanwhile, give the slot back), then every visitor whose position
 %% moved since it was last told hears its new one.
--spec apply_changes(#instance{}, {[{binary(), binary()}], [binary()]}, told()) -> told().
-apply_changes(Instance, {Assigned, Moved}, Told) ->
-    lists:foreach(fun({LUser, Agent}) -> hand_over(Instance, LUser, Agent) end, Assigned),
+-spec apply_changes(#instance{}, [binary()], told()) -> told().
+apply_changes(#instance{rotation = R} = Instance, Moved, Told) ->
+    lists:foreach(fun({LUser, Agent}) -> hand_over(Instance, LUser, Agent) end,
+                  clicktochat_nif:take_handed_over(R)),
     tell_positions(Instance, sets:from_list(Moved, [{version, 2}]), Told).
 
 hand_over(#instance{client_host = C} = Instance, LUser, Agent) ->

@@ -9,7 +9,7 @@
 %% Written once: exported, and declared as the functions the library may
 %% replace (load_nif refuses one that replaces anything else).
 -define(NIFS,
-        [new/3, enter/2, release/3, leave/2,
+        [new/3, enter/2, release/3, leave/2, take_handed_over/1,
          resource_available/3, resource_unavailable/3, restore/2, restore_waiting/2,
          pass_on/3, status/1, line/1, queue/1, loads/1,
          parse_registration/1, parse_registration_json/1,
@@ -33,9 +33,10 @@
 -type agent() :: binary().
 %% Seconds; undefined when there is nothing yet to estimate from.
 -type estimate() :: non_neg_integer() | undefined.
-%% Who left the line for an agent, in line order; every visitor still
-%% waiting whose position changed, with its new position and estimate.
--type changes() :: {[{visitor(), agent()}],
+%% How many visitors left the line for an agent (the desk keeps who, for
+%% take_handed_over/1); every visitor still waiting whose position
+%% changed, in line order, with its new position and estimate.
+-type changes() :: {HandedOver :: non_neg_integer(),
                     [{visitor(), Position :: pos_integer(), estimate()}]}.
 -export_type([desk/0, routing/0, estimate/0, changes/0]).
 
@@ -70,6 +71,13 @@ leave(_Desk, _Visitor) -> not_loaded().
 %% The agent's resource is available: its free slots take from the line.
 -spec resource_available(desk(), agent(), binary()) -> changes().
 resource_available(_Desk, _Agent, _Resource) -> not_loaded().
+
+%% The visitors the line handed a slot since the last call, each with its
+%% agent, in the desk's order (line order), each once. The owner's server
+%% takes them, whichever process's call handed them over: those processes'
+%% messages to it may arrive in any order, the desk's order may not change.
+-spec take_handed_over(desk()) -> [{visitor(), agent()}].
+take_handed_over(_Desk) -> not_loaded().
 
 -spec resource_unavailable(desk(), agent(), binary()) -> ok.
 resource_unavailable(_Desk, _Agent, _Resource) -> not_loaded().

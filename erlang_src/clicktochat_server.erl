@@ -101,9 +101,9 @@ handle_cast({arm_answer_timeout, LUser, Start},
             #{instance := #instance{answer_timeout = Timeout}} = State) when Timeout /= infinity ->
     erlang:send_after(Timeout, self(), {answer_timeout, LUser, Start}),
     {noreply, State};
-handle_cast({line_changed, Assigned, Moved}, #{instance := Instance, told := Told} = State) ->
-    Changes = more_line_changes(Assigned, Moved),
-    {noreply, State#{told => clicktochat_line:apply_changes(Instance, Changes, Told)}};
+handle_cast({line_changed, Moved}, #{instance := Instance, told := Told} = State) ->
+    AllMoved = more_line_changes(Moved),
+    {noreply, State#{told => clicktochat_line:apply_changes(Instance, AllMoved, Told)}};
 handle_cast({visitor_logged_in, LUser}, #{instance := Instance, told := Told} = State) ->
     case clicktochat_line:visitor_logged_in(Instance, LUser) of
         {told, Position} -> {noreply, State#{told => Told#{LUser => Position}}};
@@ -147,14 +147,12 @@ handle_info(Info, State) ->
 
 code_change(_OldVsn, State, _Extra) -> {ok, State}.
 
-%% Every line change already in the mailbox, in order: one read of the line
-%% tells everyone.
-more_line_changes(Assigned, Moved) ->
+%% Every line change already in the mailbox: one take of the hand-overs and
+%% one read of the line tell everyone.
+more_line_changes(Moved) ->
     receive
-        {'$gen_cast', {line_changed, MoreAssigned, MoreMoved}} ->
-            more_line_changes(Assigned ++ MoreAssigned, MoreMoved ++ Moved)
-    after 0 ->
-            {Assigned, Moved}
+        {'$gen_cast', {line_changed, MoreMoved}} -> more_line_changes(MoreMoved ++ Moved)
+    after 0 -> Moved
     end.
 
 %%%===================================================================

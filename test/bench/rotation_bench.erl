@@ -107,7 +107,7 @@ floor_loop(Desk, N) ->
 nif_loop(_Desk, 0) -> ok;
 nif_loop(Desk, N) ->
     {assigned, Agent} = clicktochat_nif:enter(Desk, ?VISITOR),
-    {ok, {[], []}} = clicktochat_nif:release(Desk, Agent, none),
+    {ok, {0, []}} = clicktochat_nif:release(Desk, Agent, none),
     nif_loop(Desk, N - 1).
 
 server_loop(_Server, 0) -> ok;
@@ -123,7 +123,7 @@ concurrent() ->
     Agents = agents(?CONCURRENT_AGENTS),
     Rotation = desk(round_robin, ?CONCURRENT_AGENTS),
     Nif = fun() -> {assigned, A} = clicktochat_nif:enter(Rotation, ?VISITOR),
-                   {ok, {[], []}} = clicktochat_nif:release(Rotation, A, none) end,
+                   {ok, {0, []}} = clicktochat_nif:release(Rotation, A, none) end,
     ClientHost = <<"clients.example.com">>,
     clicktochat_instance:publish(#instance{client_host = ClientHost,
                                            helpdesk_host = <<"helpdesk.example.com">>,

@@ -11,12 +11,20 @@
 //! The hot path answers the agent's name straight from the desk, copied
 //! once, into the answer's binary, while the lock is held: no `String` in
 //! between.
+//!
+//! Visitors the line hands a freed slot are not answered to the caller but
+//! kept, in the desk's order, until `take_handed_over` takes them: the
+//! callers are many Erlang processes, each of which tells the owner's
+//! server that something changed, and their messages may arrive in any
+//! order. The one server that writes hand-overs and sends their notices
+//! takes them from here, so an agent hears of its visitors from the line
+//! in line order, and a lost message loses no hand-over.
 
 use crate::atoms;
 use crate::error::BadArg;
 use crate::raw::{args, nif_without_vec, ResourceType};
 use crate::terms::{DurationMs, Estimate, Text};
-use clicktochat_core::desk::{Changes, Desk, Entry, NewPosition, Now};
+use clicktochat_core::desk::{Assignment, Changes, Desk, Entry, NewPosition, Now};
 use clicktochat_core::{Release, Routing};
 use parking_lot::Mutex;
 use rustler::sys::ErlNifTerm;
@@ -24,8 +32,14 @@ use rustler::{Atom, Decoder, Encoder, Env, NifResult, Term};
 use std::time::Instant;
 
 pub struct DeskResource {
-    desk: Mutex<Desk>,
+    desk: Mutex<Locked>,
     created: Instant,
+}
+
+/// What the lock guards: the desk, and its hand-overs not taken yet.
+struct Locked {
+    desk: Desk,
+    handed_over: Vec<Assignment>,
 }
 
 /// The desk's resource type (see `raw`), opened by [`open`] at load.
@@ -62,7 +76,20 @@ impl DeskResource {
     /// Runs `f` on the desk, locked, with the time now, read if the desk
     /// asks for it.
     fn with<T>(&self, f: impl FnOnce(&mut Desk, Clock) -> T) -> T {
-        f(&mut self.desk.lock(), Clock(self.created))
+        f(&mut self.desk.lock().desk, Clock(self.created))
+    }
+
+    /// Runs `f` on the desk, locked, and keeps the hand-overs of the
+    /// `Changes` it answers: answers `f`'s other result and the [`Told`].
+    fn changing<T>(&self, f: impl FnOnce(&mut Desk, Clock) -> (T, Changes)) -> (T, Told) {
+        let mut locked = self.desk.lock();
+        let (result, changes) = f(&mut locked.desk, Clock(self.created));
+        let told = Told {
+            handed_over: changes.assigned.len(),
+            moved: changes.moved,
+        };
+        locked.handed_over.extend(changes.assigned);
+        (result, told)
     }
 }
 
@@ -91,19 +118,16 @@ impl From<RoutingName> for Routing {
     }
 }
 
-/// `{[{Visitor, Agent}], [{Visitor, Position, Estimate}]}`, in line order.
-fn encode_changes(env: Env, changes: Changes) -> Term {
-    if changes.assigned.is_empty() && changes.moved.is_empty() {
-        // Most releases: nobody waits.
-        let nil = Term::list_new_empty(env);
-        return (nil, nil).encode(env);
-    }
-    let assigned: Vec<(String, String)> = changes
-        .assigned
-        .into_iter()
-        .map(|a| (a.visitor, a.agent))
-        .collect();
-    (assigned, encode_positions(env, changes.moved)).encode(env)
+/// What a call answers of its `Changes`: how many visitors were handed a
+/// slot (kept for `take_handed_over`), and who moved.
+struct Told {
+    handed_over: usize,
+    moved: Vec<NewPosition>,
+}
+
+/// `{HandedOver, [{Visitor, Position, Estimate}]}`, in line order.
+fn encode_changes(env: Env, told: Told) -> Term {
+    (told.handed_over, encode_positions(env, told.moved)).encode(env)
 }
 
 /// `[{Visitor, Position, Estimate}]`.
@@ -123,7 +147,10 @@ fn new<'a>(
     max_waiting: u64,
 ) -> NifResult<Term<'a>> {
     let desk = DeskResource {
-        desk: Mutex::new(Desk::new(max_sessions, routing.into(), max_waiting)),
+        desk: Mutex::new(Locked {
+            desk: Desk::new(max_sessions, routing.into(), max_waiting),
+            handed_over: Vec::new(),
+        }),
         created: Instant::now(),
     };
     DESK.make(env, desk)
@@ -155,24 +182,33 @@ fn release<'a>(env: Env<'a>, args: &[ErlNifTerm]) -> NifResult<Term<'a>> {
     let desk: Handle = desk.decode()?;
     let Text(agent) = agent.decode()?;
     let DurationMs(duration_ms) = duration_ms.decode()?;
-    let (release, changes) = desk.with(|d, now| d.release(agent, duration_ms, now));
+    let (release, told) = desk.changing(|d, now| d.release(agent, duration_ms, now));
     let release = match release {
         Release::Freed => atoms::ok(),
         Release::NotAssigned => atoms::not_assigned(),
     };
-    Ok((release, encode_changes(env, changes)).encode(env))
+    Ok((release, encode_changes(env, told)).encode(env))
 }
 nif_without_vec!("release", 3, release);
 
 #[rustler::nif]
 fn leave<'a>(env: Env<'a>, desk: Handle<'a>, visitor: &str) -> Term<'a> {
-    encode_changes(env, desk.with(|d, now| d.leave(visitor, now)))
+    let ((), told) = desk.changing(|d, now| ((), d.leave(visitor, now)));
+    encode_changes(env, told)
 }
 
 #[rustler::nif]
 fn resource_available<'a>(env: Env<'a>, desk: Handle<'a>, agent: &str, resource: &str) -> Term<'a> {
-    let changes = desk.with(|d, now| d.resource_available(agent, resource, now));
-    encode_changes(env, changes)
+    let ((), told) = desk.changing(|d, now| ((), d.resource_available(agent, resource, now)));
+    encode_changes(env, told)
+}
+
+/// `[{Visitor, Agent}]`: the visitors handed a slot since the last call, in
+/// the desk's order (line order), each once.
+#[rustler::nif]
+fn take_handed_over<'a>(desk: Handle<'a>) -> Vec<(String, String)> {
+    let taken = std::mem::take(&mut desk.desk.lock().handed_over);
+    taken.into_iter().map(|a| (a.visitor, a.agent)).collect()
 }
 
 #[rustler::nif]
