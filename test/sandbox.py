@@ -25,15 +25,17 @@ CLIENT_HOST = "clients.localhost"
 HELPDESK_HOST = "helpdesk.localhost"
 
 
-def wait_for(condition, timeout, what, interval=0.1):
-    """Polls `condition` until it returns a truthy value or `timeout` passes."""
+def wait_for(condition, timeout, what, interval=0.1, seen=None):
+    """Polls `condition` until it returns a truthy value or `timeout` passes.
+    `seen`, if given, says what there was instead (called on timeout)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+            instead = f"; instead: {seen()!r}" if seen else ""
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{instead}")
         time.sleep(interval)
 
 

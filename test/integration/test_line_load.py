@@ -4,7 +4,9 @@ exactly max_waiting 202s (positions 1..20, each once: nobody leaves during the
 burst), every other answer 503 line_full and no account for it. Then the
 chats end in waves, all of a wave at once: each wave's freed slots go to the
 head of the line (FIFO), every waiting visitor is told its new position and
-then its agent, chats with it (checked from the agent's side), and ends.
+then its agent, chats with it (checked from the agent's side), and ends; each
+agent hears of its visitors from the line in line order, although the
+sessions that freed their slots ended at once.
 No agent's load ever exceeds max_sessions (sampled with ejabberdctl
 clicktochat_status all along), every visitor is served or refused, and no
 account is left at the end.
@@ -183,9 +185,11 @@ def test_a_burst_against_a_full_desk_fills_the_line_and_drains_it_in_order(load_
                 assert all(n <= MAX_SESSIONS for n in Counter(serving.values()).values())
                 # Each agent was told of exactly the visitors it got from the line.
                 for agent, client in agents.items():
-                    wait_for(lambda: [n.jid for n in client.notice_history("visitor")]
-                             == from_line[agent], NOTICE_DEADLINE,
-                             f"{agent} to be told of its visitors from the line", interval=0.05)
+                    def told(client=client):
+                        return [n.jid for n in client.notice_history("visitor")]
+                    wait_for(lambda: told() == from_line[agent], NOTICE_DEADLINE,
+                             f"{agent} to be told of {from_line[agent]} from the line, in order",
+                             interval=0.05, seen=told)
                 wait_for(lambda: (control.registered_users()
                                   == set(waiting) | set(serving)), 30,
                          "the served visitors' accounts to go")
