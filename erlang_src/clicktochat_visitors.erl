@@ -49,10 +49,7 @@ agent_first(#instance{client_host = ClientHost} = Instance, LUser, Password) ->
                                            {ok, Visitor, Agent});
                         Taken ->
                             clicktochat_rotation:release(Instance, Agent, none),
-                            {error, case Taken of
-                                        exists -> exists;
-                                        {error, _} -> db_failure
-                                    end}
+                            {error, not_claimed(Taken)}
                     end;
                 {waiting, _Position, _Estimate} ->
                     %% The line was turned on since this instance was read:
@@ -69,9 +66,12 @@ agent_first(#instance{client_host = ClientHost} = Instance, LUser, Password) ->
 claim_first(#instance{client_host = ClientHost} = Instance, LUser, Password) ->
     case clicktochat_assignments:claim(LUser, ClientHost, waiting) of
         {ok, RegisteredAt} -> enter(Instance, LUser, Password, RegisteredAt);
-        exists -> {error, exists};
-        {error, _} -> {error, db_failure}
+        Taken -> {error, not_claimed(Taken)}
     end.
+
+%% Why a claim failed, as the API says it.
+not_claimed(exists) -> exists;
+not_claimed({error, _}) -> db_failure.
 
 enter(#instance{client_host = ClientHost} = Instance, LUser, Password, RegisteredAt) ->
     Visitor = jid:encode({LUser, ClientHost, <<>>}),
