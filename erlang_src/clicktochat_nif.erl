@@ -17,7 +17,7 @@
          render_status/4, render_error/3,
          archive_open/2, archive_message/4, archive_sync/2, archive_read/2, render_archive/2,
          archive_status/1, archive_close/1,
-         ratelimit_new/1, ratelimit_allow/2]).
+         ratelimit_new/1, ratelimit_allow/2, scram_keys/4]).
 
 -export(?NIFS).
 -nifs(?NIFS).
@@ -199,6 +199,13 @@ ratelimit_new(_PerMinute) -> not_loaded().
 
 -spec ratelimit_allow(ratelimit(), binary()) -> boolean().
 ratelimit_allow(_Limiter, _Address) -> not_loaded().
+
+%% SCRAM's {StoredKey, ServerKey} (raw) of a password already normalised
+%% (resourceprep), with its salt and iteration count (1 .. 1 048 576).
+%% Dirty CPU: thousands of HMAC rounds.
+-spec scram_keys(sha | sha256 | sha512, binary(), binary(), pos_integer()) ->
+          {binary(), binary()}.
+scram_keys(_Hash, _Password, _Salt, _Iterations) -> not_loaded().
 
 not_loaded() ->
     erlang:nif_error({not_loaded, ?MODULE}).

@@ -94,7 +94,7 @@ refused(_NoAgentOrNoOwner) -> no_agent_available.
 
 create_account(#instance{client_host = ClientHost} = Instance, LUser, Password, RegisteredAt,
                Registered) ->
-    try ejabberd_auth:try_register(LUser, ClientHost, Password) of
+    try clicktochat_accounts:create(LUser, ClientHost, Password) of
         ok ->
             clicktochat_server:arm_ttl(ClientHost, LUser, RegisteredAt),
             Registered;

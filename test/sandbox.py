@@ -49,7 +49,8 @@ def port_open(port):
 
 def yml_config(c2s_port, http_port, module_options, http_backlog=None, global_options=None):
     options = "".join(f"    {k}: {v}\n" for k, v in module_options.items() if v is not None)
-    top_level = "".join(f"{k}: {v}\n" for k, v in (global_options or {}).items())
+    global_options = {"auth_password_format": "plain", **(global_options or {})}
+    top_level = "".join(f"{k}: {v}\n" for k, v in global_options.items())
     # ejabberd's default listen backlog is 5: past it Linux drops new
     # connections, or resets them once SYN cookies are in play.
     backlog = f"    backlog: {http_backlog}\n" if http_backlog else ""
@@ -59,7 +60,6 @@ hosts:
   - {HELPDESK_HOST}
 loglevel: info
 auth_method: internal
-auth_password_format: plain
 {top_level}# Loopback only: plain-text logins are fine here, never on a public port.
 listen:
   - port: {c2s_port}
@@ -402,9 +402,9 @@ class ControlNode:
     user exactly as ejabberdctl runs its own control nodes (so with the same
     cookie), answering one query per line on stdin. Close it with close()."""
 
-    # Reads "registered_users <host>", "connected_users" or "memory" lines; answers one
-    # line of hex-encoded names (so that any name fits on a line), or
-    # "error <term>".
+    # Reads "registered_users <host>", "connected_users", "password <user> <host>" or
+    # "memory" lines; answers one line of hex-encoded words (so that any name fits on a
+    # line), or "error <term>".
     LOOP = r"""
         Node = list_to_atom(hd(init:get_plain_arguments())),
         Hex = fun(B) -> binary_to_list(binary:encode_hex(B)) end,
@@ -417,6 +417,18 @@ class ControlNode:
                    (["connected_users"]) ->
                         case rpc:call(Node, ejabberd_sm, connected_users, [], 10000) of
                             Jids when is_list(Jids) -> [Hex(J) || J <- Jids];
+                            Other -> {error, Other}
+                        end;
+                   (["password", User, Host]) ->
+                        %% What ejabberd stores of the account's password.
+                        case rpc:call(Node, ejabberd_auth, get_password,
+                                      [list_to_binary(User), list_to_binary(Host)], 10000) of
+                            {scram, StoredKey, ServerKey, Salt, Hash, Iterations} ->
+                                [Hex(F) || F <- [<<"scram">>, StoredKey, ServerKey, Salt,
+                                                 atom_to_binary(Hash),
+                                                 integer_to_binary(Iterations)]];
+                            Plain when is_binary(Plain) -> [Hex(<<"plain">>), Hex(Plain)];
+                            false -> [Hex(<<"none">>)];
                             Other -> {error, Other}
                         end;
                    (["memory"]) ->
@@ -456,23 +468,30 @@ class ControlNode:
             env={**os.environ, "ERL_EPMD_ADDRESS": "127.0.0.1"})
 
     def query(self, *words):
+        """The answer's words, in order."""
         self.process.stdin.write(" ".join(words) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line or line.startswith("error"):
             raise RuntimeError(f"control node: {' '.join(words)}: {line or 'exited'}")
-        return {bytes.fromhex(h).decode() for h in line.split()}
+        return [bytes.fromhex(h).decode() for h in line.split()]
 
     def registered_users(self, host=CLIENT_HOST):
-        return self.query("registered_users", host)
+        return set(self.query("registered_users", host))
 
     def connected_users(self):
-        return self.query("connected_users")
+        return set(self.query("connected_users"))
+
+    def stored_password(self, user, host=CLIENT_HOST):
+        """What ejabberd stores of an account's password: ("scram", stored
+        key, server key, salt (base64 each), hash, iterations), ("plain",
+        password) or ("none",)."""
+        return tuple(self.query("password", user, host))
 
     def memory(self):
         """The node's total memory in bytes, after garbage-collecting every
         process."""
-        return int(self.query("memory").pop())
+        return int(self.query("memory")[0])
 
     def close(self):
         if self.process.poll() is None:

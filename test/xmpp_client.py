@@ -189,14 +189,18 @@ class Client:
     configuration; the package's certificate is self-signed, so it is not
     verified)."""
 
-    def __init__(self, jid, password, port, show=None, presence=True, starttls=False):
+    def __init__(self, jid, password, port, show=None, presence=True, starttls=False,
+                 mechanism=None):
         self.jid = jid
         self.loop = _loop()
         self.messages = None
         self.xmpp = None
-        self.loop.run(self._connect(jid, password, port, show, presence, starttls))
+        self.loop.run(self._connect(jid, password, port, show, presence, starttls, mechanism))
+        # The SASL mechanism the login used (slixmpp picks the strongest
+        # offered unless told `mechanism`).
+        self.mechanism = self.xmpp["feature_mechanisms"].mech.name
 
-    async def _connect(self, jid, password, port, show, presence, starttls):
+    async def _connect(self, jid, password, port, show, presence, starttls, mechanism):
         self.messages = asyncio.Queue()
         self.notices = Notices()
         self.presence_errors = asyncio.Queue()
@@ -204,6 +208,8 @@ class Client:
         xmpp = slixmpp.ClientXMPP(jid, password)
         # Loopback test server without TLS: allow SASL PLAIN in the clear.
         xmpp["feature_mechanisms"].unencrypted_plain = True
+        if mechanism:
+            xmpp["feature_mechanisms"].use_mech = mechanism
         self.xmpp = xmpp
         started = asyncio.get_running_loop().create_future()
         xmpp.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))

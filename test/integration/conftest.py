@@ -76,13 +76,23 @@ def clients():
 
 
 @pytest.fixture
-def connect(clients):
-    """connect(jid, password=AGENT_PASSWORD, show=None) -> a logged-in Client."""
+def connect(clients, server):
+    """connect(jid, password=AGENT_PASSWORD, show=None, ...) -> a Client
+    logged in to `server` (this one, or a test module's own)."""
     def connect(jid, password=AGENT_PASSWORD, **kwargs):
-        client = Client(jid, password, C2S_PORT, **kwargs)
+        client = Client(jid, password, server.c2s_port, **kwargs)
         clients.append(client)
         return client
     return connect
+
+
+@pytest.fixture(scope="module")
+def control(server):
+    """A ControlNode beside `server`, for fast account and session queries
+    (an ejabberdctl command takes most of a second)."""
+    node = server.control()
+    yield node
+    node.close()
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ blocking, fail2ban and the c2s shaper are all on. Agents use slixmpp over
 STARTTLS; visitors also come over WebSocket and BOSH (xmpp_transports).
 
 This file's `server`, `connect` fixtures replace conftest's, so that
-conftest's `http`, `clients` and `leave_server_clean` serve this sandbox."""
+conftest's `http`, `clients`, `control` and `leave_server_clean` serve this
+sandbox."""
 
 import subprocess
 import time
@@ -18,6 +19,7 @@ import yaml
 from conftest import (AGENT_PASSWORD, BYSTANDER, CLIENT_HOST, HELPDESK_HOST, agent_jid,
                       visitor_name)
 from sandbox import STOCK_CONFIG, Sandbox, wait_for
+from test_accounts import assert_scram_record
 from test_archive import conversations, record_of
 from test_archive_riak import archive_status
 from test_foundation import XML_PROLOG, assert_error, assigned_agent
@@ -43,15 +45,6 @@ def server():
     accounts = [(agent, HELPDESK_HOST, AGENT_PASSWORD) for agent in ("agent1", "agent2")]
     with sandbox.serving(accounts + [(BYSTANDER, CLIENT_HOST, "bystander-secret")]):
         yield sandbox
-
-
-@pytest.fixture(scope="module")
-def control(server):
-    """Fast account and session queries (an ejabberdctl command takes most of
-    a second; a resume timeout is a few)."""
-    node = server.control()
-    yield node
-    node.close()
 
 
 @pytest.fixture
@@ -158,6 +151,16 @@ def test_the_seed_flow_over_starttls_and_scram(server, control, http, connect):
     # Its slot is free again: agent1 takes one more visitor, then nobody can.
     assert register(http, visitor_name("seed")) == AGENT1
     assert_error(http.register(visitor_name(), PASSWORD), 503, "register", "no_agent_available")
+
+
+def test_a_visitors_scram_record_is_the_one_ejabberd_makes(server, control, http, connect):
+    """Stock SCRAM (SHA-1): the record clicktochat_accounts makes, like the one
+    ejabberd made of the bystander (test_accounts.py: SHA-256 and SHA-512)."""
+    connect(AGENT1)
+    assert_scram_record(control.stored_password(BYSTANDER), "bystander-secret", "sha")
+    name = visitor_name("scram")
+    assert register(http, name) == AGENT1
+    assert_scram_record(control.stored_password(name), PASSWORD, "sha")
 
 
 @pytest.mark.parametrize("transport, leaving", [("ws", "close"), ("bosh", "close"),

@@ -3,7 +3,7 @@
 //! registration request parser, the response renderer, and the
 //! conversation archive: message entries, Erlang's external term format, the
 //! stored records with their merge, the writer with its embedded store, and a
-//! Riak KV client.
+//! Riak KV client; and SCRAM's stored keys of a password.
 //! `clicktochat_nif` only converts Erlang terms and calls into this crate.
 
 pub mod archive;
@@ -22,6 +22,7 @@ pub mod registration;
 pub mod render;
 pub mod riak;
 pub mod rotation;
+pub mod scram;
 
 pub use desk::{Assignment, Changes, Desk, Entry, NewPosition, Status};
 pub use registration::{parse_registration, Registration, RegistrationError};

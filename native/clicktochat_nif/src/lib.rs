@@ -13,7 +13,7 @@
 //!
 //! One module per resource or domain: `desk`, `archive`, `ratelimit` (the
 //! three resources), `registration` (parsing a request body), `render` (the
-//! answers); `atoms`, `terms` (the optional integers) and `error` (how
+//! answers), `scram` (a visitor's stored password keys, dirty); `atoms`, `terms` (the optional integers) and `error` (how
 //! failures reach Erlang) are shared. NIFs and resources register
 //! themselves with `rustler::init!`.
 
@@ -25,6 +25,7 @@ mod ratelimit;
 mod raw;
 mod registration;
 mod render;
+mod scram;
 mod terms;
 
 rustler::init!("clicktochat_nif", load = load);
