@@ -126,6 +126,10 @@ def in_node_profile(control, count=300):
           f"theirs' {h['theirs_handler']['wall_us']:.0f} us per registration; the command "
           f"alone {profile['theirs_command']['wall_us']:.0f} us, ejabberd_auth:try_register "
           f"{profile['auth_try_register']['wall_us']:.0f} us", flush=True)
+    sp = profile["salted_password"]
+    print("  the SCRAM record's PBKDF2 alone: " + ", ".join(
+        f"{way} {sp[way]['wall_us']:.0f} us" for way in ("xmpp_erlang", "otp_crypto", "nif_keys")),
+          flush=True)
     for c in profile["concurrent"]:
         r = c["result"]
         print(f"  in the node, 16 processes: {c['side']:15} {r['per_s']:6.0f}/s "

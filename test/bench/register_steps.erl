@@ -12,6 +12,7 @@
 %%%    of that code: keep it in step when the path changes).
 %%%  - theirs: ejabberd_admin:register/3 (the command's body) and
 %%%    ejabberd_auth:try_register/3 alone.
+%%%  - the SCRAM record's PBKDF2 alone, three ways (salted_password/2).
 %%%
 %%% Each figure: wall microseconds per registration in this process, and
 %%% the node's CPU (statistics(runtime), every scheduler: includes what
@@ -59,7 +60,23 @@ run(Host, N, Prefix) ->
       concurrent => [#{side => L, result => R} || {L, R} <- Concurrent],
       ours_steps => Steps,
       theirs_command => measure(Admin, N),
-      auth_try_register => measure(Auth, N)}.
+      auth_try_register => measure(Auth, N),
+      salted_password => salted_password(Host, N)}.
+
+%% A SCRAM record's PBKDF2 (the host's hash, 4 096 rounds), three ways in
+%% alternating blocks: the xmpp library's (Erlang, what ejabberd_auth calls),
+%% OTP's crypto:pbkdf2_hmac (OpenSSL, on a regular scheduler) and our NIF's
+%% (which clicktochat_accounts calls; dirty CPU, and the two keys with it).
+salted_password(Host, N) ->
+    Hash = ejabberd_option:auth_scram_hash(Host),
+    Salt = crypto:strong_rand_bytes(16),
+    Length = byte_size(crypto:hash(Hash, <<>>)),
+    Ways = [{xmpp_erlang, fun() -> scram:salted_password(Hash, <<"pw">>, Salt, 4096) end},
+            {otp_crypto, fun() -> crypto:pbkdf2_hmac(Hash, <<"pw">>, Salt, 4096, Length) end},
+            {nif_keys, fun() -> clicktochat_nif:scram_keys(Hash, <<"pw">>, Salt, 4096) end}],
+    Blocks = [{Label, measure(F, N)} || _ <- lists:seq(1, ?BLOCKS), {Label, F} <- Ways],
+    maps:from_list([{Label, average([M || {L, M} <- Blocks, L == Label])}
+                    || {Label, _} <- Ways]).
 
 %% Workers processes calling F in a loop for Ms milliseconds (as wrk's 16
 %% connections do, without HTTP): registrations per second, the node's
@@ -202,8 +219,8 @@ steps(Host, N, Name) ->
                       Timed(g_rotation_enter_nif, fun() -> clicktochat_rotation:enter(Instance, LUser) end, Acc6),
                   {{ok, At}, Acc8} = Timed(h_claim_mnesia_transaction,
                                            fun() -> clicktochat_assignments:claim(LUser, Host, Agent) end, Acc7),
-                  {ok, Acc9} = Timed(i_ejabberd_auth_try_register,
-                                     fun() -> ejabberd_auth:try_register(LUser, Host, Password) end, Acc8),
+                  {ok, Acc9} = Timed(i_create_account,
+                                     fun() -> clicktochat_accounts:create(LUser, Host, Password) end, Acc8),
                   {_, Acc10} = Timed(j_arm_ttl_cast,
                                      fun() -> clicktochat_server:arm_ttl(Host, LUser, At) end, Acc9),
                   {_, Acc11} = Timed(k_render_json, fun() ->

@@ -161,6 +161,14 @@ def in_node_lines(p):
            f"the `register` command's body alone (ejabberd_admin:register/3) "
            f"{p['theirs_command']['wall_us']:.0f} us, ejabberd_auth:try_register/3 alone "
            f"{p['auth_try_register']['wall_us']:.0f} us.", ""]
+    if "salted_password" in p:
+        sp = p["salted_password"]
+        out += ["The SCRAM record's PBKDF2 alone (the host's hash, 4 096 rounds), us each, "
+                "alternating blocks: the xmpp library's (Erlang; what ejabberd_auth calls) "
+                f"{sp['xmpp_erlang']['wall_us']:.0f}, OTP's `crypto:pbkdf2_hmac` (OpenSSL, "
+                f"on a regular scheduler) {sp['otp_crypto']['wall_us']:.0f}, our NIF's "
+                "(dirty CPU, both keys with it; what `clicktochat_accounts` calls) "
+                f"{sp['nif_keys']['wall_us']:.0f}.", ""]
     steps = p["ours_steps"]["steps_wall_us"]
     total = sum(steps.values())
     out.append(table(["ours, step by step (one process)", "us", "share"],

@@ -3,7 +3,8 @@ Debian's stock configuration (STARTTLS, SCRAM, stream management, roster...):
 the node's memory (after a full GC) before and after N agents log in, then
 after 10 N visitors are registered (account + assignment + TTL timer, not
 logged in: ten times as many, as each costs far less than a session), then
-after N of them log in. Run by `make bench` with Debian's
+after N of them log in (SASL SCRAM-SHA-1); then N more log in with PLAIN,
+as the widget does. ejabberd's CPU a registration and a login of each kind. Run by `make bench` with Debian's
 /usr/bin/python3; its own sandbox on 127.0.0.1:15235 (c2s) / 15294 (HTTP)."""
 
 import os
@@ -41,9 +42,9 @@ def main():
             registering = (time.monotonic() - started) / (10 * N)
             registering_cpu = (cpu_seconds(server.pid()) - cpu) / (10 * N)
             registered = control.memory()
-            clients += [Client(f"visitor{i}@{CLIENT_HOST}", "pw", server.c2s_port,
-                               starttls=server.stock_config) for i in range(N)]
+            scram = login_cpu(server, clients, range(N), "SCRAM-SHA-1")
             visitors = control.memory()
+            plain = login_cpu(server, clients, range(N, 2 * N), "PLAIN")
         finally:
             for client in clients:
                 client.disconnect()
@@ -58,6 +59,18 @@ def main():
     print(f"a registration (HTTP request, SCRAM account, assignment), one client "
           f"at a time: {registering * 1000:.2f} ms, of which ejabberd's CPU "
           f"{registering_cpu * 1000:.2f} ms")
+    print(f"a visitor's login (TLS, SASL, bind, presence), one client at a time, ejabberd's "
+          f"CPU: SCRAM-SHA-1 {scram * 1000:.2f} ms, PLAIN (the widget's) {plain * 1000:.2f} ms")
+
+
+def login_cpu(server, clients, numbers, mechanism):
+    """ejabberd's CPU seconds a visitor login with `mechanism`, visitors
+    `numbers` logging in one after the other (and staying in `clients`)."""
+    cpu = cpu_seconds(server.pid())
+    for i in numbers:
+        clients.append(Client(f"visitor{i}@{CLIENT_HOST}", "pw", server.c2s_port,
+                              starttls=server.stock_config, mechanism=mechanism))
+    return (cpu_seconds(server.pid()) - cpu) / len(numbers)
 
 
 main()
