@@ -105,8 +105,8 @@ test-rust:
 	cargo test --workspace --locked
 
 # eunit: the pure Erlang parts (legacy config, option resolution, content
-# negotiation, address rules) and the desk NIF's hand-overs (so the NIF is
-# built first). They call jid/econf, so the xmpp application (Debian's
+# negotiation, address rules), the desk NIF's hand-overs and the SCRAM NIF's
+# keys (so the NIF is built first). They call jid/econf, so the xmpp application (Debian's
 # erlang-p1-xmpp, ejabberd's dependency) is started first.
 EUNIT_RUN = {ok, _} = application:ensure_all_started(xmpp), Modules = [list_to_atom(filename:basename(F, ".beam")) || F <- filelib:wildcard("_build/eunit/*_tests.beam")], case eunit:test(Modules, [verbose]) of ok -> halt(0); _ -> halt(1) end.
 test-erlang: beams nif

@@ -13,9 +13,9 @@
 //!
 //! One module per resource or domain: `desk`, `archive`, `ratelimit` (the
 //! three resources), `registration` (parsing a request body), `render` (the
-//! answers), `scram` (a visitor's stored password keys, dirty); `atoms`, `terms` (the optional integers) and `error` (how
-//! failures reach Erlang) are shared. NIFs and resources register
-//! themselves with `rustler::init!`.
+//! answers), `scram` (the keys of a visitor's password, dirty); `atoms`,
+//! `terms` (the optional integers) and `error` (how failures reach Erlang)
+//! are shared. NIFs and resources register themselves with `rustler::init!`.
 
 mod archive;
 mod atoms;
