@@ -18,6 +18,7 @@ import hmac
 import pytest
 
 from conftest import AGENT_PASSWORD, BYSTANDER, CLIENT_HOST, HELPDESK_HOST, agent_jid, visitor_name
+from line_common import get_status
 from sandbox import Sandbox, wait_for
 from test_foundation import assert_error, assigned_agent
 from xmpp_client import Client
@@ -59,10 +60,14 @@ def assert_scram_record(stored, password, scram_hash):
     assert base64.b64decode(server_key) == hmac.new(salted, b"Server Key", algorithm).digest()
 
 
-def free_slots(http):
-    status, _, body = http.request("GET", "/clicktochat/status")
-    assert status == 200, body
-    return int(body.split("<free_slots>")[1].split("<")[0])
+def register(http, name, password=PASSWORD):
+    """Registers a visitor; the agent it was given."""
+    status, _, body = http.register(name, password)
+    return assigned_agent(status, body)
+
+
+def free_slots():
+    return get_status(HTTP_PORT)["free_slots"]
 
 
 def test_a_visitors_record_is_the_one_ejabberd_makes(server, control, http, connect):
@@ -71,7 +76,7 @@ def test_a_visitors_record_is_the_one_ejabberd_makes(server, control, http, conn
     # it derived anything differently.
     assert_scram_record(control.stored_password(BYSTANDER), BYSTANDER_PASSWORD, server.scram_hash)
     name = visitor_name("scram")
-    assert assigned_agent(*http.register(name, PASSWORD)[::2]) == AGENT1
+    assert register(http, name) == AGENT1
     assert_scram_record(control.stored_password(name), PASSWORD, server.scram_hash)
     # Each record has its own salt.
     assert control.stored_password(name)[3] != control.stored_password(BYSTANDER)[3]
@@ -80,7 +85,7 @@ def test_a_visitors_record_is_the_one_ejabberd_makes(server, control, http, conn
 def test_the_visitor_logs_in_with_scram_and_with_plain(server, control, http, connect):
     agent = connect(AGENT1)
     name = visitor_name("login")
-    assert assigned_agent(*http.register(name, PASSWORD)[::2]) == AGENT1
+    assert register(http, name) == AGENT1
     mechanism = HASHES[server.scram_hash][1]
     by_scram = connect(f"{name}@{CLIENT_HOST}/scram", PASSWORD, mechanism=mechanism)
     by_plain = connect(f"{name}@{CLIENT_HOST}/plain", PASSWORD, mechanism="PLAIN")
@@ -96,7 +101,7 @@ def test_a_password_is_normalised_as_ejabberd_normalises_one(server, control, ht
     connect(AGENT1)
     name = visitor_name("saslprep")
     # A soft hyphen is mapped to nothing (RFC 3454 B.1).
-    assert assigned_agent(*http.register(name, "secret\u00ad-pass")[::2]) == AGENT1
+    assert register(http, name, "secret\u00ad-pass") == AGENT1
     assert_scram_record(control.stored_password(name), "secret-pass", server.scram_hash)
     visitor = connect(f"{name}@{CLIENT_HOST}", "secret-pass",
                       mechanism=HASHES[server.scram_hash][1])
@@ -105,10 +110,10 @@ def test_a_password_is_normalised_as_ejabberd_normalises_one(server, control, ht
 
 def test_a_password_ejabberd_refuses_leaves_nothing_behind(server, control, http, connect):
     connect(AGENT1)
-    wait_for(lambda: free_slots(http) == 2, 10, "agent1's two slots to be free")
+    wait_for(lambda: free_slots() == 2, 10, "agent1's two slots to be free")
     name = visitor_name("refused")
     # U+FFFE: resourceprep refuses it, as ejabberd would.
     assert_error(http.register(name, "bad\ufffe"), 400, "register", "invalid_password")
     assert name not in control.registered_users()
     assert control.stored_password(name) == ("none",)
-    assert free_slots(http) == 2
+    assert free_slots() == 2
