@@ -6,19 +6,20 @@
 //! when they have all reached the length, the next 16 begin. A run is
 //! 100 000 messages, or 16 conversations' worth when that is more.
 //!
-//! The alternatives, in the same run, interleaved (now, entry, old, now,
-//! entry, old): the two previous layouts, reproduced here as they were
-//! written: one key per message entry (each entry its own B-tree insert),
-//! and one key per conversation (the writer appended each message to its
-//! pending records, then each batch decoded, merged and re-encoded the whole
-//! conversation).
+//! The alternatives, in the same run, interleaved (now, conversation and
+//! commit, entry, old, now, ...): the three previous layouts: one key per
+//! conversation and commit, written by the archive's own writer
+//! (`Archive::open_embedded_previous_layout`), and two reproduced here as
+//! they were written, inline (no writer thread): one key per message entry
+//! (each entry its own B-tree insert), and one key per conversation (the
+//! writer appended each message to its pending records, then each batch
+//! decoded, merged and re-encoded the whole conversation).
 //!
-//! Now a commit writes one key per conversation it has messages of, so a
-//! message costs less the more of its conversation's messages a commit
-//! holds: in this burst, at 10 messages a conversation a commit of 4 096
-//! holds about 400 conversations, from 256 messages on, 16. That, not the
-//! conversation's length, is what the 10-message figure shows (the entry
-//! layout, one key a message whatever the burst, shows the length alone).
+//! Now a commit writes one key per agent it has messages of (50 here). With
+//! one key per conversation and commit, a message cost less the more of its
+//! conversation's messages a commit held: at 10 messages a conversation a
+//! commit of 4 096 holds about 400 conversations, from 256 messages on, 16,
+//! which made short conversations dearer.
 //!
 //! Figures: CPU per message (the whole process: the writer thread does
 //! almost all of it; the sender only hands messages over), wall time per
@@ -28,7 +29,7 @@
 //! _build/bench/archive.json).
 
 use clicktochat_core::archive::{Archive, ArchiveConfig, Conversation, Direction, StoreConfig};
-use clicktochat_core::conversation::Entry;
+use clicktochat_core::conversation::{encode_entry_into, Entry};
 use clicktochat_core::records::{decode_archive, encode_archive, merge, Record};
 use redb::{Database, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
@@ -53,13 +54,21 @@ const TEXT: &str = "Hello, I have a question about my order number 123456789.";
 #[derive(Clone, Copy, PartialEq)]
 enum Layout {
     Current,
+    ConversationAndCommit,
     EntryPerKey,
     ConversationPerKey,
 }
 
-/// A conversation length, its run with the current layout, with one key
-/// per entry, and with one key per conversation (not run past OLD_LENGTHS).
-type Row = (usize, Run, Run, Option<Run>);
+/// A conversation length, and its run with each layout: the current one,
+/// one key per conversation and commit, one key per entry, and one key per
+/// conversation (not run past OLD_LENGTHS).
+struct Row {
+    length: usize,
+    now: Run,
+    by_commit: Run,
+    entry: Run,
+    old: Option<Run>,
+}
 
 struct Run {
     cpu_us_per_message: f64,
@@ -76,18 +85,26 @@ fn main() {
         AGENTS
     );
     println!(
-        "{:>13} {:>22} {:>12} {:>12} {:>10}",
+        "{:>13} {:>24} {:>12} {:>12} {:>10}",
         "messages/conv", "layout", "CPU us/msg", "wall us/msg", "lag ms"
     );
     let mut rows = Vec::new();
     for length in LENGTHS {
         let messages = MESSAGES.max(AT_ONCE * length);
-        let (mut new_runs, mut entry_runs, mut old_runs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut runs: [Vec<Run>; 4] = Default::default();
         for _ in 0..ROUNDS {
-            new_runs.push(burst(Layout::Current, length, messages, true));
-            entry_runs.push(burst(Layout::EntryPerKey, length, messages, true));
+            for (i, layout) in [
+                Layout::Current,
+                Layout::ConversationAndCommit,
+                Layout::EntryPerKey,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                runs[i].push(burst(layout, length, messages, true));
+            }
             if OLD_LENGTHS.contains(&length) {
-                old_runs.push(burst(
+                runs[3].push(burst(
                     Layout::ConversationPerKey,
                     length,
                     OLD_MESSAGES,
@@ -95,14 +112,21 @@ fn main() {
                 ));
             }
         }
-        let (new, entry) = (best(new_runs), best(entry_runs));
-        print_row(length, "now", &new);
-        print_row(length, "entry per key", &entry);
-        let old = (!old_runs.is_empty()).then(|| best(old_runs));
-        if let Some(old) = &old {
+        let [now, by_commit, entry, old] = runs.map(|runs| (!runs.is_empty()).then(|| best(runs)));
+        let row = Row {
+            length,
+            now: now.expect("run"),
+            by_commit: by_commit.expect("run"),
+            entry: entry.expect("run"),
+            old,
+        };
+        print_row(length, "now", &row.now);
+        print_row(length, "conversation and commit", &row.by_commit);
+        print_row(length, "entry per key", &row.entry);
+        if let Some(old) = &row.old {
             print_row(length, "conversation per key", old);
         }
-        rows.push((length, new, entry, old));
+        rows.push(row);
     }
     // The commit lag of a burst of 100 000 messages handed over as fast as
     // a loop can (far faster than ejabberd routes them).
@@ -114,16 +138,9 @@ fn main() {
     .lag_ms;
     println!("commit lag after a burst of {MESSAGES} messages handed over at once: {lag:.0} ms");
     for (layout, cpu) in [
-        (
-            "now",
-            rows.iter()
-                .map(|r| r.1.cpu_us_per_message)
-                .collect::<Vec<_>>(),
-        ),
-        (
-            "entry per key",
-            rows.iter().map(|r| r.2.cpu_us_per_message).collect(),
-        ),
+        ("now", cpu_of(&rows, |r| &r.now)),
+        ("conversation and commit", cpu_of(&rows, |r| &r.by_commit)),
+        ("entry per key", cpu_of(&rows, |r| &r.entry)),
     ] {
         println!(
             "{layout}: CPU per message from {} to {} messages a conversation, \
@@ -133,16 +150,19 @@ fn main() {
             spread(&cpu) * 100.0
         );
     }
-    for (length, new, entry, old) in &rows {
-        let before = old.as_ref().map_or(String::new(), |old| {
+    for row in &rows {
+        let before = row.old.as_ref().map_or(String::new(), |old| {
             format!(
                 ", one key per conversation / now = {:.1}x",
-                old.cpu_us_per_message / new.cpu_us_per_message
+                old.cpu_us_per_message / row.now.cpu_us_per_message
             )
         });
         println!(
-            "{length:>6} messages a conversation: one key per entry / now = {:.1}x CPU{before}",
-            entry.cpu_us_per_message / new.cpu_us_per_message
+            "{:>6} messages a conversation: one key per conversation and commit / now = {:.1}x \
+             CPU, one key per entry / now = {:.1}x{before}",
+            row.length,
+            row.by_commit.cpu_us_per_message / row.now.cpu_us_per_message,
+            row.entry.cpu_us_per_message / row.now.cpu_us_per_message
         );
     }
     if let Some(path) = json {
@@ -150,9 +170,13 @@ fn main() {
     }
 }
 
+fn cpu_of(rows: &[Row], run: impl Fn(&Row) -> &Run) -> Vec<f64> {
+    rows.iter().map(|r| run(r).cpu_us_per_message).collect()
+}
+
 fn print_row(length: usize, layout: &str, run: &Run) {
     println!(
-        "{length:>13} {layout:>22} {:>12.2} {:>12.2} {:>10.1}",
+        "{length:>13} {layout:>24} {:>12.2} {:>12.2} {:>10.1}",
         run.cpu_us_per_message, run.wall_us_per_message, run.lag_ms
     );
 }
@@ -178,52 +202,53 @@ fn spread(figures: &[f64]) -> f64 {
 }
 
 fn write_json(path: &Path, rows: &[Row], lag: f64) {
-    let point = |x: usize, run: &Run| {
-        format!(
-            "{{\"x\": {x}, \"y\": {:.3}, \"wall us\": {:.3}}}",
-            run.cpu_us_per_message, run.wall_us_per_message
-        )
+    let series = |run: &dyn Fn(&Row) -> Option<&Run>| {
+        rows.iter()
+            .filter_map(|row| {
+                run(row).map(|run| {
+                    format!(
+                        "{{\"x\": {}, \"y\": {:.3}, \"wall us\": {:.3}}}",
+                        row.length, run.cpu_us_per_message, run.wall_us_per_message
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let ours: Vec<String> = rows.iter().map(|(x, new, _, _)| point(*x, new)).collect();
-    let entry: Vec<String> = rows.iter().map(|(x, _, e, _)| point(*x, e)).collect();
-    let before: Vec<String> = rows
-        .iter()
-        .filter_map(|(x, _, _, old)| old.as_ref().map(|old| point(*x, old)))
-        .collect();
-    let (now_cpu, entry_cpu): (Vec<f64>, Vec<f64>) = rows
-        .iter()
-        .map(|r| (r.1.cpu_us_per_message, r.2.cpu_us_per_message))
-        .unzip();
-    let (spread_now, spread_entry) = (spread(&now_cpu), spread(&entry_cpu));
-    // Never dearer than one key per entry, at any length.
+    let spread_now = spread(&cpu_of(rows, |r| &r.now));
+    let spread_by_commit = spread(&cpu_of(rows, |r| &r.by_commit));
+    // Never dearer than the layout before, at any length.
     let cheaper = rows
         .iter()
-        .all(|(_, new, entry, _)| new.cpu_us_per_message <= entry.cpu_us_per_message);
+        .all(|r| r.now.cpu_us_per_message <= r.by_commit.cpu_us_per_message);
     let text = format!(
         "{{\"bench\": \"archive\", \
          \"description\": \"The archive writer (embedded store, fsync'd commits), CPU of the whole \
          process per archived message, conversations of 10 to 100 000 messages ({AT_ONCE} at a time, \
-         handed over as fast as a loop can, commits of up to 4 096); the alternatives are the two \
-         previous layouts, reproduced in the same run: one key per entry, and one key per \
-         conversation rewritten each batch (up to 10 000). A commit now writes one key per \
-         conversation it has messages of: at 10 messages a conversation a commit holds about 400 \
-         conversations, from 256 on, 16, which is what makes the short ones dearer here. Commit lag \
-         after a burst of 100 000 messages handed over at once: {lag:.0} ms.\", \
+         {AGENTS} agents, handed over as fast as a loop can, commits of up to 4 096); the \
+         alternatives are the three previous layouts, reproduced in the same run: one key per \
+         conversation and commit, one key per entry, and one key per conversation rewritten each \
+         batch (up to 10 000). A commit now writes one key per agent it has messages of; with one \
+         key per conversation and commit, a commit at 10 messages a conversation held about 400 \
+         conversations, from 256 on 16, which made the short ones dearer. Commit lag after a burst \
+         of 100 000 messages handed over at once: {lag:.0} ms.\", \
          \"command\": \"cargo bench -p clicktochat_core --bench archive_writer\", \
          \"x_label\": \"messages in the conversation\", \
          \"y_label\": \"CPU us per message\", \
          \"series\": [{}], \
-         \"alternatives\": [{{\"name\": \"one key per entry\", \"series\": [{}]}}, \
+         \"alternatives\": [{{\"name\": \"one key per conversation and commit\", \"series\": [{}]}}, \
+         {{\"name\": \"one key per entry\", \"series\": [{}]}}, \
          {{\"name\": \"one key per conversation\", \"series\": [{}]}}], \
          \"lag_ms_after_100000_burst\": {lag:.1}, \
          \"goal\": {{\"text\": \"flat within +-25% from 10 to 100 000 messages: now every length \
-         within {:.0}% of their median (one key per entry: {:.0}%), and {} than one key per entry \
-         at every length; commit lag <= 500 ms ({lag:.0} ms)\", \"met\": {}}}}}\n",
-        ours.join(", "),
-        entry.join(", "),
-        before.join(", "),
+         within {:.0}% of their median (one key per conversation and commit: {:.0}%), and {} than \
+         it at every length; commit lag <= 500 ms ({lag:.0} ms)\", \"met\": {}}}}}\n",
+        series(&|r| Some(&r.now)),
+        series(&|r| Some(&r.by_commit)),
+        series(&|r| Some(&r.entry)),
+        series(&|r| r.old.as_ref()),
         spread_now * 100.0,
-        spread_entry * 100.0,
+        spread_by_commit * 100.0,
         if cheaper { "cheaper" } else { "not always cheaper" },
         spread_now <= 0.25 && lag <= 500.0
     );
@@ -250,6 +275,7 @@ fn process_cpu() -> Duration {
 fn fresh_dir(layout: Layout, length: usize) -> PathBuf {
     let tag = match layout {
         Layout::Current => "new",
+        Layout::ConversationAndCommit => "by-commit",
         Layout::EntryPerKey => "entry",
         Layout::ConversationPerKey => "old",
     };
@@ -281,6 +307,10 @@ fn burst(layout: Layout, length: usize, messages: usize, pace: bool) -> Run {
                 store: StoreConfig::Embedded,
             })
             .expect("open the archive"),
+        ),
+        Layout::ConversationAndCommit => Box::new(
+            Archive::open_embedded_previous_layout(dir.join("commit.redb"))
+                .expect("open the archive"),
         ),
         Layout::EntryPerKey => Box::new(EntryPerKey::open(&dir.join("entry.redb"))),
         Layout::ConversationPerKey => Box::new(ConversationPerKey::open(&dir.join("old.redb"))),
@@ -335,15 +365,44 @@ impl Sink for Archive {
     }
 }
 
-/// The layout before this one, as its writer did it: every entry its own
-/// key (agent, start, visitor, time, seq), batches of the writer's largest
-/// size.
+/// The layout before those two, as its writer did it: every entry its own
+/// key (agent, start, visitor, time, seq), commits of the writer's largest
+/// size; a message's texts in one allocation, encoded at the commit into a
+/// reused buffer, as the writer after it did.
 struct EntryPerKey {
     db: Database,
-    pending: Vec<(Vec<u8>, String)>,
+    pending: Vec<Message>,
+}
+
+struct Message {
+    /// agent 0x00 start visitor 0x00: the key up to its time.
+    conversation: Vec<u8>,
+    agent_len: usize,
+    time_us: i64,
+    from_visitor: bool,
+}
+
+impl Message {
+    fn encode_into(&self, out: &mut String) {
+        let text = |range: std::ops::Range<usize>| {
+            std::str::from_utf8(&self.conversation[range]).expect("UTF-8")
+        };
+        let agent = text(0..self.agent_len);
+        let visitor = text(self.agent_len + 9..self.conversation.len() - 1);
+        let (from, to) = if self.from_visitor {
+            (visitor, agent)
+        } else {
+            (agent, visitor)
+        };
+        encode_entry_into(out, self.time_us, from, to, TEXT);
+    }
 }
 
 const ENTRY_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("entries");
+
+fn sortable(n: i64) -> [u8; 8] {
+    ((n as u64) ^ (1 << 63)).to_be_bytes()
+}
 
 impl EntryPerKey {
     fn open(path: &Path) -> EntryPerKey {
@@ -357,38 +416,42 @@ impl EntryPerKey {
         let txn = self.db.begin_write().expect("txn");
         {
             let mut table = txn.open_table(ENTRY_TABLE).expect("table");
-            for (key, value) in self.pending.drain(..) {
+            let (mut value, mut key) = (String::new(), Vec::new());
+            for message in &self.pending {
+                value.clear();
+                message.encode_into(&mut value);
+                key.clear();
+                key.extend_from_slice(&message.conversation);
+                key.extend_from_slice(&sortable(message.time_us));
+                key.extend_from_slice(&0u32.to_be_bytes());
                 table
                     .insert(key.as_slice(), value.as_bytes())
                     .expect("insert");
             }
         }
         txn.commit().expect("commit");
+        self.pending.clear();
     }
 }
 
 impl Sink for EntryPerKey {
     fn message(&mut self, conversation: &Conversation, direction: Direction, time_us: i64) {
-        let (from, to) = match direction {
-            Direction::FromVisitor => (conversation.visitor, conversation.agent),
-            Direction::FromAgent => (conversation.agent, conversation.visitor),
-        };
-        let sortable = |n: i64| ((n as u64) ^ (1 << 63)).to_be_bytes();
-        let mut key = Vec::new();
-        key.extend_from_slice(conversation.agent.as_bytes());
+        let (agent, visitor) = (
+            conversation.agent.as_bytes(),
+            conversation.visitor.as_bytes(),
+        );
+        let mut key = Vec::with_capacity(agent.len() + visitor.len() + 10);
+        key.extend_from_slice(agent);
         key.push(0);
         key.extend_from_slice(&sortable(conversation.start_us));
-        key.extend_from_slice(conversation.visitor.as_bytes());
+        key.extend_from_slice(visitor);
         key.push(0);
-        key.extend_from_slice(&sortable(time_us));
-        key.extend_from_slice(&0u32.to_be_bytes());
-        let entry = Entry {
+        self.pending.push(Message {
+            conversation: key,
+            agent_len: agent.len(),
             time_us,
-            from: from.to_owned(),
-            to: to.to_owned(),
-            msg: TEXT.to_owned(),
-        };
-        self.pending.push((key, entry.encode()));
+            from_visitor: direction == Direction::FromVisitor,
+        });
         if self.pending.len() == OLD_BATCH {
             self.save();
         }

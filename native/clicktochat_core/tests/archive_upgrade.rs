@@ -2,8 +2,10 @@
 //! read as they were, and new messages, to an old conversation or a new
 //! one, read back merged with them in order. tests/data/embedded_v1.redb:
 //! one key per conversation, the seed's structure as value;
-//! embedded_v2.redb: one key per message entry. Each was written by that
-//! version's code, with the same messages.
+//! embedded_v2.redb: one key per message entry; embedded_v3.redb: one key
+//! per conversation and commit (two commits, the second holding two entries
+//! of a conversation the first began, one at the same time as the first's
+//! last). Each was written by that version's code, with the same messages.
 
 use clicktochat_core::archive::{Archive, ArchiveConfig, Conversation, Direction, StoreConfig};
 use std::path::Path;
@@ -37,6 +39,11 @@ fn an_archive_file_of_one_key_a_conversation_reads_and_grows() {
 #[test]
 fn an_archive_file_of_one_key_an_entry_reads_and_grows() {
     reads_and_grows("embedded_v2.redb");
+}
+
+#[test]
+fn an_archive_file_of_one_key_a_conversation_and_commit_reads_and_grows() {
+    reads_and_grows("embedded_v3.redb");
 }
 
 fn reads_and_grows(file: &str) {

@@ -1,7 +1,5 @@
-//! The layout both stores write (the embedded archive itself, and Riak's
-//! outbox): an agent's keys, grouped by conversation and in time order.
-//! Adding messages inserts small keys, whatever the length of their
-//! conversation or of the agent's history; a read walks the agent's keys.
+//! The layout of Riak's outbox, and of the embedded archive before
+//! `commits`: an agent's keys, grouped by conversation and in time order.
 //!
 //! Key: `agent 0x00 start visitor 0x00 time seq`, where `start` and `time`
 //! are 8 bytes big-endian with the sign bit flipped (so that they sort as
@@ -13,12 +11,9 @@
 //! time order; `time` is the first one's.
 //!
 //! Riak's outbox writes one entry a key ([`insert`]: its length counts the
-//! entries waiting). The embedded store writes the entries of a commit
-//! batch one key per conversation ([`insert_grouped`]): one B-tree insert
-//! for all of a conversation's messages in the commit (1.6–3.3× less CPU a
-//! message in the archive_writer bench; the same as one key an entry when a
-//! commit holds one message of each). Both read the same way, so files
-//! written one entry a key read as before.
+//! entries waiting). Embedded archives of the two versions before `commits`
+//! wrote one entry a key, then one key per conversation and commit; both
+//! read the same way.
 
 use super::ArchiveError;
 use crate::conversation::{encode_entry_into, split_entries, Entry};
@@ -96,6 +91,26 @@ impl Pending {
         self.text(1)
     }
 
+    /// Whether both are of one conversation of their agent.
+    pub(super) fn same_conversation(&self, other: &Pending) -> bool {
+        self.start_us == other.start_us && self.visitor() == other.visitor()
+    }
+
+    /// `batch` by agent, conversation (start, then visitor) and time;
+    /// entries of one conversation at the same time keep their order.
+    pub(super) fn in_conversation_order(batch: &[Pending]) -> Vec<&Pending> {
+        let mut order: Vec<&Pending> = batch.iter().collect();
+        order.sort_by(|a, b| {
+            (a.agent(), a.start_us, a.visitor(), a.time_us).cmp(&(
+                b.agent(),
+                b.start_us,
+                b.visitor(),
+                b.time_us,
+            ))
+        });
+        order
+    }
+
     /// The entry in the seed's format, appended to `out`.
     pub(super) fn encode_entry_into(&self, out: &mut String) {
         encode_entry_into(out, self.time_us, self.text(2), self.text(3), self.text(4));
@@ -143,25 +158,16 @@ pub(super) fn insert(
 }
 
 /// Adds a batch's entries, one key per conversation holding its entries of
-/// the batch in time order (recording order among equal times).
+/// the batch in time order (recording order among equal times): what the
+/// embedded store wrote before `commits`, kept to be measured against it
+/// (`Archive::open_embedded_previous_layout`).
 pub(super) fn insert_grouped(
     table: &mut Table<&'static [u8], &'static [u8]>,
     batch: &[Pending],
 ) -> Result<(), ArchiveError> {
-    let mut order: Vec<&Pending> = batch.iter().collect();
-    // Stable: entries of one conversation at the same time keep their order.
-    order.sort_by(|a, b| {
-        (a.agent(), a.start_us, a.visitor(), a.time_us).cmp(&(
-            b.agent(),
-            b.start_us,
-            b.visitor(),
-            b.time_us,
-        ))
-    });
+    let order = Pending::in_conversation_order(batch);
     let mut value = String::new();
-    for group in order.chunk_by(|a, b| {
-        a.agent() == b.agent() && a.start_us == b.start_us && a.visitor() == b.visitor()
-    }) {
+    for group in order.chunk_by(|a, b| a.agent() == b.agent() && a.same_conversation(b)) {
         value.clear();
         for pending in group {
             pending.encode_entry_into(&mut value);
@@ -274,36 +280,98 @@ pub(super) fn first_agent<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(Some(agent.to_owned()))
 }
 
+/// Commits both layouts' tests write and read back.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use redb::{Database, ReadableDatabase};
+pub(super) mod scenario {
+    use super::Pending;
 
-    const TABLE: Entries = TableDefinition::new("entries_test");
+    /// (start, visitor, its messages in order).
+    pub type Said = (i64, String, Vec<String>);
 
-    fn pending(agent: &str, visitor: &str, start_us: i64, time_us: i64, msg: &str) -> Pending {
+    pub fn pending(agent: &str, visitor: &str, start_us: i64, time_us: i64, msg: &str) -> Pending {
         Pending::new((agent, visitor, start_us), time_us, visitor, agent, msg)
     }
 
-    /// The agent's records as (start, visitor, its messages), and how many
-    /// keys they came from.
-    fn read_messages(db: &Database, agent: &str) -> (Vec<(i64, String, Vec<String>)>, usize) {
-        let txn = db.begin_read().expect("read");
-        let table = txn.open_table(TABLE).expect("table");
-        let (records, keys) = read_agent(&table, agent, usize::MAX).expect("read");
-        let messages = records
+    pub fn conversation(start_us: i64, visitor: &str, msgs: &[&str]) -> Said {
+        let msgs = msgs.iter().map(|m| m.to_string()).collect();
+        (start_us, visitor.to_owned(), msgs)
+    }
+
+    /// Three conversations of `a@h` and one of another agent whose name
+    /// begins as its does, mixed in one commit, out of time order, two at
+    /// the same time, one started before the epoch; then a commit holding an
+    /// entry older than the previous commit's last, of a conversation that
+    /// sorts first; then one at the same time as the first commit's first.
+    pub fn three_commits() -> [Vec<Pending>; 3] {
+        [
+            vec![
+                pending("a@h", "v@c", 5, 30, "c"),
+                pending("a@h", "w@c", 6, 10, "w first"),
+                pending("a@h", "v@c", 5, 20, "b, same time, one"),
+                pending("ab@h", "v@c", 0, 0, "another agent"),
+                pending("a@h", "v@c", 5, 20, "b, same time, two"),
+                pending("a@h", "w@c", 6, 11, "w | second ^ %"),
+                pending("a@h", "u@c", -7, 1, "before the epoch"),
+            ],
+            vec![
+                pending("a@h", "v@c", 5, 25, "late"),
+                pending("a@h", "v@c", 5, 40, "d"),
+                pending("a@h", "u@c", -7, 2, "before, again"),
+            ],
+            vec![pending("a@h", "v@c", 5, 20, "b, again")],
+        ]
+    }
+
+    /// What `a@h` reads after [`three_commits`], after `earlier` messages
+    /// of its conversation with `v@c` (written before them, at time 1).
+    pub fn a_h_reads(earlier: &[&str]) -> Vec<Said> {
+        let mut v = earlier.to_vec();
+        v.extend([
+            "b, same time, one",
+            "b, same time, two",
+            "b, again",
+            "late",
+            "c",
+            "d",
+        ]);
+        vec![
+            conversation(-7, "u@c", &["before the epoch", "before, again"]),
+            conversation(5, "v@c", &v),
+            conversation(6, "w@c", &["w first", "w | second ^ %"]),
+        ]
+    }
+
+    /// Records as what was said in them.
+    pub fn said(records: Vec<crate::records::Record>) -> Vec<Said> {
+        records
             .into_iter()
             .map(|r| {
                 let msgs = r.entries.into_iter().map(|e| e.msg).collect();
                 (r.start_us, r.user, msgs)
             })
-            .collect();
-        (messages, keys.len())
+            .collect()
     }
 
-    fn conversation(start_us: i64, visitor: &str, msgs: &[&str]) -> (i64, String, Vec<String>) {
-        let msgs = msgs.iter().map(|m| m.to_string()).collect();
-        (start_us, visitor.to_owned(), msgs)
+    pub fn ab_h_reads() -> Vec<Said> {
+        vec![conversation(0, "v@c", &["another agent"])]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scenario::*;
+    use super::*;
+    use redb::{Database, ReadableDatabase};
+
+    const TABLE: Entries = TableDefinition::new("entries_test");
+
+    /// The agent's records as (start, visitor, its messages), and how many
+    /// keys they came from.
+    fn read_messages(db: &Database, agent: &str) -> (Vec<Said>, usize) {
+        let txn = db.begin_read().expect("read");
+        let table = txn.open_table(TABLE).expect("table");
+        let (records, keys) = read_agent(&table, agent, usize::MAX).expect("read");
+        (said(records), keys.len())
     }
 
     #[test]
@@ -379,56 +447,13 @@ mod tests {
         };
         // Written one entry a key (as files of the previous version are).
         write(&[pending("a@h", "v@c", 5, 1, "one a key")], true);
-        // Two conversations and another agent mixed in one batch, out of
-        // time order, two at the same time.
-        write(
-            &[
-                pending("a@h", "v@c", 5, 30, "c"),
-                pending("a@h", "w@c", 6, 10, "w first"),
-                pending("a@h", "v@c", 5, 20, "b, same time, one"),
-                pending("ab@h", "v@c", 0, 0, "another agent"),
-                pending("a@h", "v@c", 5, 20, "b, same time, two"),
-                pending("a@h", "w@c", 6, 11, "w | second ^ %"),
-            ],
-            false,
-        );
-        // A later batch holding an entry older than the previous batch's
-        // last, and one at the same time as the previous batch's first.
-        write(
-            &[
-                pending("a@h", "v@c", 5, 25, "late"),
-                pending("a@h", "v@c", 5, 40, "d"),
-            ],
-            false,
-        );
-        write(&[pending("a@h", "v@c", 5, 20, "b, again")], false);
-        let (got, keys) = read_messages(&db, "a@h");
-        assert_eq!(
-            got,
-            [
-                conversation(
-                    5,
-                    "v@c",
-                    &[
-                        "one a key",
-                        "b, same time, one",
-                        "b, same time, two",
-                        "b, again",
-                        "late",
-                        "c",
-                        "d"
-                    ]
-                ),
-                conversation(6, "w@c", &["w first", "w | second ^ %"]),
-            ]
-        );
-        // One key a conversation and batch (the third batch's same-time
+        for commit in three_commits() {
+            write(&commit, false);
+        }
+        // One key a conversation and commit (the third commit's same-time
         // key took the next seq).
-        assert_eq!(keys, 5);
-        assert_eq!(
-            read_messages(&db, "ab@h").0,
-            [conversation(0, "v@c", &["another agent"])]
-        );
+        assert_eq!(read_messages(&db, "a@h"), (a_h_reads(&["one a key"]), 7));
+        assert_eq!(read_messages(&db, "ab@h").0, ab_h_reads());
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);
     }

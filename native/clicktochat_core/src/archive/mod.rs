@@ -24,6 +24,7 @@
 //! that knows which one is configured); `entries` the key layout both
 //! stores write; `embedded` and `riak_store` the two stores.
 
+mod commits;
 mod embedded;
 mod entries;
 mod riak_store;
@@ -186,7 +187,19 @@ pub struct Archive {
 impl Archive {
     /// Opens (or creates) the redb file and starts the writer thread.
     pub fn open(config: ArchiveConfig) -> Result<Archive, ArchiveError> {
-        let store = store::open(&config)?;
+        Archive::start(store::open(&config)?)
+    }
+
+    /// An embedded archive that writes the layout before the current one
+    /// (one key per conversation and commit), through the same writer: for
+    /// the archive_writer bench to measure the current layout against, in
+    /// the same run. Reads as any.
+    #[doc(hidden)]
+    pub fn open_embedded_previous_layout(path: PathBuf) -> Result<Archive, ArchiveError> {
+        Archive::start(store::open_previous_layout(&path)?)
+    }
+
+    fn start(store: Arc<dyn Store>) -> Result<Archive, ArchiveError> {
         let status = Arc::new(Mutex::new(Status {
             outbox_entries: store.unpushed()?,
             ..Status::default()

@@ -2,7 +2,7 @@
 //! place that looks at which store is configured; everything else goes
 //! through the [`Store`] trait object it returns.
 
-use super::embedded::Embedded;
+use super::embedded::{Embedded, Layout};
 use super::entries::Pending;
 use super::riak_store::RiakStore;
 use super::{ArchiveConfig, ArchiveError, StoreConfig};
@@ -51,19 +51,26 @@ pub(super) trait Store: Send + Sync {
 
 /// Opens (or creates) the redb file, and the configured store in it.
 pub(super) fn open(config: &ArchiveConfig) -> Result<Arc<dyn Store>, ArchiveError> {
-    if let Some(dir) = config.path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let db = create_database(&config.path)?;
     Ok(match &config.store {
-        StoreConfig::Embedded => Arc::new(Embedded::open(db)?),
+        StoreConfig::Embedded => Arc::new(Embedded::open(db, Layout::Commits)?),
         StoreConfig::Riak(riak) => Arc::new(RiakStore::open(db, riak.clone())?),
     })
 }
 
-/// Opens or creates the file. A module restart may open it while a read of
+/// An embedded store writing the layout before `commits`: only to measure
+/// the current one against it.
+pub(super) fn open_previous_layout(path: &Path) -> Result<Arc<dyn Store>, ArchiveError> {
+    let db = create_database(path)?;
+    Ok(Arc::new(Embedded::open(db, Layout::ConversationAndCommit)?))
+}
+
+/// Opens or creates the file (and its directory). A module restart may open it while a read of
 /// the previous instance still holds it for a moment: retry briefly.
 fn create_database(path: &Path) -> Result<Database, ArchiveError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match Database::create(path) {
