@@ -226,9 +226,9 @@ fn write_json(path: &Path, rows: &[Row], lag: f64) {
          \"description\": \"The archive writer (embedded store, fsync'd commits), CPU of the whole \
          process per archived message, conversations of 10 to 100 000 messages ({AT_ONCE} at a time, \
          {AGENTS} agents, handed over as fast as a loop can, commits of up to 4 096); the \
-         alternatives are the three previous layouts, reproduced in the same run: one key per \
-         conversation and commit, one key per entry, and one key per conversation rewritten each \
-         batch (up to 10 000). A commit now writes one key per agent it has messages of; with one \
+         alternatives are the three previous layouts, in the same run: one key per conversation \
+         and commit (through the same writer), and reproduced inline, one key per entry and one \
+         key per conversation rewritten each batch (up to 10 000). A commit now writes one key per agent it has messages of; with one \
          key per conversation and commit, a commit at 10 messages a conversation held about 400 \
          conversations, from 256 on 16, which made the short ones dearer. Commit lag after a burst \
          of 100 000 messages handed over at once: {lag:.0} ms.\", \
