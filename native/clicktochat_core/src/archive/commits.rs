@@ -2,7 +2,7 @@
 //! messages of, holding that agent's messages of the commit, conversation by
 //! conversation. Keys a commit are at most the agents with messages in it,
 //! whatever the length of their conversations or how many each has going:
-//! a B-tree insert (with the pages it dirties) costs 10 µs or so, the entries
+//! a B-tree insert (with the pages it dirties) costs 5-10 µs, the entries
 //! of a message about 1 µs, so a key per conversation made a short
 //! conversation's messages dearer (2.1 against 1.5 µs at 10 messages a
 //! conversation, in the archive_writer bench).
