@@ -5,13 +5,13 @@
 //! them into the store.
 //!
 //! - `embedded` store: a redb file (ACID, copy-on-write B-tree, fsync on
-//!   commit), a commit's entries one key per conversation (`entries`), so
-//!   that a message costs the same whatever the length of its conversation;
-//!   a read gathers the agent's keys into the seed's records.
+//!   commit), a commit's entries one key per agent (`commits`), so that a
+//!   message costs the same whatever the length of its conversation; a read
+//!   gathers the agent's keys into the seed's records.
 //! - `riak` store: the seed's `[{record, [Record]}]` values in Riak KV under
 //!   the agent's key, split into bounded values (`riak_store`). Batches are
-//!   first committed to an outbox table of the same redb file (the same
-//!   entry-per-key layout), then pushed with get-merge-put, at most one
+//!   first committed to an outbox table of the same redb file (one key per
+//!   entry: `entries`), then pushed with get-merge-put, at most one
 //!   round of pushes per `push_interval` so that a push carries many
 //!   entries; an unreachable Riak leaves them in the outbox, retried with
 //!   back-off, so nothing acknowledged is lost and a retried push cannot
@@ -21,8 +21,9 @@
 //!
 //! Layout: this module is the handle ([`Archive`]); `writer` the batching
 //! thread; `store` the boundary between them and the stores (the only place
-//! that knows which one is configured); `entries` the key layout both
-//! stores write; `embedded` and `riak_store` the two stores.
+//! that knows which one is configured); `commits` the embedded store's key
+//! layout, `entries` the outbox's (and earlier embedded files'); `embedded`
+//! and `riak_store` the two stores.
 
 mod commits;
 mod embedded;

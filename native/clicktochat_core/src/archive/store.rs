@@ -65,8 +65,9 @@ pub(super) fn open_previous_layout(path: &Path) -> Result<Arc<dyn Store>, Archiv
     Ok(Arc::new(Embedded::open(db, Layout::ConversationAndCommit)?))
 }
 
-/// Opens or creates the file (and its directory). A module restart may open it while a read of
-/// the previous instance still holds it for a moment: retry briefly.
+/// Opens or creates the file (and its directory). A module restart may
+/// open it while a read of the previous instance still holds it for a
+/// moment: retry briefly.
 fn create_database(path: &Path) -> Result<Database, ArchiveError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
