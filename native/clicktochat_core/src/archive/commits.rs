@@ -22,9 +22,9 @@
 //! Files written before this layout keep their entries in `entries`' table
 //! (see `entries`): a read takes them first, then these.
 
-use super::entries::Pending;
+use super::entries::{agent_prefix, push_entries, Pending};
 use super::ArchiveError;
-use crate::conversation::{split_entries, Entry};
+use crate::conversation::Entry;
 use crate::records::{Record, RecordsError};
 use redb::{ReadableTable, Table, TableDefinition};
 use std::collections::BTreeMap;
@@ -39,11 +39,9 @@ fn corrupt() -> ArchiveError {
 
 /// `agent 0x00`, and the first byte string past all of the agent's keys.
 fn agent_range(agent: &str) -> (Vec<u8>, Vec<u8>) {
-    let mut prefix = Vec::with_capacity(agent.len() + 1 + NUMBER_BYTES);
-    prefix.extend_from_slice(agent.as_bytes());
+    let prefix = agent_prefix(agent);
     let mut end = prefix.clone();
-    prefix.push(0);
-    end.push(1);
+    end[agent.len()] = 1;
     (prefix, end)
 }
 
@@ -166,16 +164,7 @@ pub(super) fn read_agent<T: ReadableTable<&'static [u8], &'static [u8]>>(
                 .conversations
                 .entry((i64::from_be_bytes(*start), visitor.to_owned()))
                 .or_default();
-            for piece in split_entries(run) {
-                let entry = Entry::decode(piece).map_err(|error| {
-                    ArchiveError::Corrupt(RecordsError::Entry {
-                        record: records,
-                        entry: entries.len(),
-                        error,
-                    })
-                })?;
-                entries.push(entry);
-            }
+            push_entries(run, records, entries)?;
         }
     }
     Ok(())

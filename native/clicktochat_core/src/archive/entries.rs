@@ -200,6 +200,26 @@ fn insert_value(
     Err(ArchiveError::Corrupt(RecordsError::NotAnArchive))
 }
 
+/// Decodes a run of entries in the seed's format onto `entries`, those of
+/// the `record`th record read (for the error).
+pub(super) fn push_entries(
+    run: &str,
+    record: usize,
+    entries: &mut Vec<Entry>,
+) -> Result<(), ArchiveError> {
+    for piece in split_entries(run) {
+        let entry = Entry::decode(piece).map_err(|error| {
+            ArchiveError::Corrupt(RecordsError::Entry {
+                record,
+                entry: entries.len(),
+                error,
+            })
+        })?;
+        entries.push(entry);
+    }
+    Ok(())
+}
+
 /// Where a key's conversation is: `(start_us, visitor)`.
 fn conversation_of(key: &[u8], prefix_len: usize) -> Option<(i64, &str)> {
     let rest = key.get(prefix_len..)?;
@@ -242,16 +262,7 @@ pub(super) fn read_agent<T: ReadableTable<&'static [u8], &'static [u8]>>(
         }
         let record_index = records.len() - 1;
         let record = &mut records[record_index];
-        for piece in split_entries(text) {
-            let entry = Entry::decode(piece).map_err(|error| {
-                ArchiveError::Corrupt(RecordsError::Entry {
-                    record: record_index,
-                    entry: record.entries.len(),
-                    error,
-                })
-            })?;
-            record.entries.push(entry);
-        }
+        push_entries(text, record_index, &mut record.entries)?;
         keys.push(key.to_vec());
     }
     // Each key is in time order, and keys by their first time; an entry
