@@ -33,7 +33,7 @@ NPM_CI = npm ci --no-audit --no-fund --loglevel=error
 # Debian's python, which has python3-slixmpp and python3-pytest (not pyenv's).
 PYTHON = /usr/bin/python3
 
-.PHONY: all nif beams widget npm-deps deps bench-deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration lint demo demo-stop bench bench-rotation bench-report fuzz clean
+.PHONY: all nif beams widget npm-deps deps bench-deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration test-widget lint demo demo-stop bench bench-rotation bench-report fuzz clean
 
 all: nif beams widget
 
@@ -99,10 +99,16 @@ install: all
 uninstall:
 	rm -rf $(MODULE_DIR)
 
-test: deps lint all test-rust test-erlang test-rebar3 test-fuzz test-integration
+test: deps lint all test-rust test-widget test-erlang test-rebar3 test-fuzz test-integration
 
 test-rust:
 	cargo test --workspace --locked
+
+# The widget's SASL (SCRAM on WebCrypto, the mechanism chosen, the exchange)
+# under node's test runner; the widget as a whole runs in chromium
+# (test_widget.py).
+test-widget: $(WIDGET_MODULES)
+	node --test test/widget/
 
 # eunit: the pure Erlang parts (legacy config, option resolution, content
 # negotiation, address rules), the desk NIF's hand-overs and the SCRAM NIF's

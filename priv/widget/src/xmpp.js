@@ -1,24 +1,20 @@
 // An XMPP client for the browser, composed from xmpp.js's own packages the
 // way @xmpp/client composes its own, with only what the widget uses:
-// WebSocket, SASL PLAIN, resource binding, stream management (resume),
-// reconnect, and answers to pings. Not @xmpp/client itself: it also pulls
-// DNS resolution (whose `node:dns` import does not bundle for browsers),
-// SASL2/FAST/Bind2 and SCRAM, which ejabberd 23.01 does not need here.
-//
-// PLAIN: xmpp.js leaves SCRAM out of browser builds (it needs Node's crypto);
-// a throw-away password over wss:// (or loopback) is what PLAIN is for.
+// WebSocket, SASL (our own, sasl.js), resource binding, stream management
+// (resume), reconnect, and answers to pings. Not @xmpp/client itself: it also
+// pulls DNS resolution (whose `node:dns` import does not bundle for
+// browsers), SASL2/FAST/Bind2, which ejabberd 23.01 does not need here, and a
+// SCRAM that needs Node's crypto (ours is on WebCrypto).
 import { Client, xml, jid } from "@xmpp/client-core";
 import websocket from "@xmpp/websocket";
 import middlewareOf from "@xmpp/middleware";
 import streamFeaturesOf from "@xmpp/stream-features";
 import iqCallerOf from "@xmpp/iq/caller.js";
 import iqCalleeOf from "@xmpp/iq/callee.js";
-import saslOf from "@xmpp/sasl";
-import plain from "@xmpp/sasl-plain";
+import saslOf from "./sasl.js";
 import resourceBindingOf from "@xmpp/resource-binding";
 import streamManagementOf from "@xmpp/stream-management";
 import reconnectOf from "@xmpp/reconnect";
-import SASLFactory from "saslmechanisms";
 
 export { xml, jid };
 
@@ -31,11 +27,7 @@ export function client({ service, domain, lang, username, password }) {
   const streamFeatures = streamFeaturesOf({ middleware });
   const iqCaller = iqCallerOf({ middleware, entity });
   const iqCallee = iqCalleeOf({ middleware, entity });
-  const saslFactory = new SASLFactory();
-  plain(saslFactory);
-  saslOf({ streamFeatures, saslFactory }, (authenticate) =>
-    authenticate({ username, password }, "PLAIN"),
-  );
+  saslOf({ streamFeatures }, { username, password });
   const streamManagement = streamManagementOf({ streamFeatures, entity, middleware });
   resourceBindingOf({ iqCaller, streamFeatures });
   iqCallee.get("urn:xmpp:ping", "ping", () => ({}));
