@@ -94,7 +94,7 @@ STOCK_CONFIG = Path("/etc/ejabberd/ejabberd.yml")
 
 
 def stock_yml_config(c2s_port, http_port, module_options, http_backlog=128, modules=None,
-                     stock=STOCK_CONFIG):
+                     global_options=None, stock=STOCK_CONFIG):
     """Debian's stock ejabberd.yml, read now, as an operator would run it with
     clicktochat: its global options, ACLs, shapers and every module with its
     options are kept (roster, offline, stream_mgmt, carbons, privacy,
@@ -115,7 +115,9 @@ def stock_yml_config(c2s_port, http_port, module_options, http_backlog=128, modu
       outgoing s2s connection either. ACME stays as stock: ejabberd never
       requests certificates for *.localhost names;
     - modules: mod_clicktochat with `module_options`; `modules` adds or
-      overrides modules ({name: options}, None removes one).
+      overrides modules ({name: options}, None removes one);
+    - `global_options` ({name: value}) override top-level options (e.g.
+      auth_password_format).
 
     Kept although tests run from 127.0.0.1: mod_fail2ban (bans an address
     after 20 failed logins: no test fails a login), the c2s shaper (3000 B/s,
@@ -142,6 +144,7 @@ def stock_yml_config(c2s_port, http_port, module_options, http_backlog=128, modu
         http["backlog"] = http_backlog
     config["listen"] = [{**c2s[0], "port": c2s_port, "ip": "127.0.0.1"}, http]
     config["s2s_access"] = "none"
+    config.update(global_options or {})
     config["modules"]["mod_clicktochat"] = {k: v for k, v in module_options.items()
                                             if v is not None}
     for name, options in (modules or {}).items():
@@ -199,9 +202,9 @@ class Sandbox:
         listener's `backlog` (ejabberd's default, 5, when None; 128 with
         stock_config); stock_config: Debian's stock ejabberd.yml made a
         sandbox (stock_yml_config) instead of the minimal configuration;
-        stock_modules: its module additions or overrides; global_options
-        (minimal configuration): {name: YAML value} at the top level of
-        ejabberd.yml."""
+        stock_modules: its module additions or overrides; global_options:
+        {name: YAML value} at the top level of ejabberd.yml (over the stock
+        configuration's own, with stock_config)."""
         self.name = name
         self.node = f"clicktochat_{name}@localhost"
         self.c2s_port = c2s_port
@@ -259,7 +262,8 @@ class Sandbox:
             text = legacy_cfg_config(self.c2s_port, self.http_port, self.module_options)
         elif self.stock_config:
             text = stock_yml_config(self.c2s_port, self.http_port, self.module_options,
-                                    self.http_backlog, self.stock_modules)
+                                    self.http_backlog, self.stock_modules,
+                                    self.global_options)
             for certfile in yaml.safe_load(text).get("certfiles", []):
                 if not readable_by_ejabberd(certfile):
                     raise RuntimeError(f"the ejabberd user cannot read {certfile}")

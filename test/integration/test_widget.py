@@ -5,7 +5,8 @@ at /ws beside /clicktochat, stream management on) on 127.0.0.1:15240 (c2s,
 STARTTLS) and :15299 (HTTP). The agents are real XMPP clients (slixmpp over
 STARTTLS); the assertions stay here.
 
-The tests run in file order on one server: max_sessions 1, a line of 3."""
+The tests run in file order on one server: max_sessions 1, a line of 3; the
+last one starts its own, with the client host's passwords kept otherwise."""
 
 import json
 import queue
@@ -25,6 +26,8 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 C2S_PORT, HTTP_PORT = 15240, 15299
+# The server of test_the_widget_logs_in_as_the_server_keeps_passwords.
+OTHER_C2S_PORT, OTHER_HTTP_PORT = 15242, 15311
 AGENT1 = agent_jid("agent1")
 DEMO = f"http://127.0.0.1:{HTTP_PORT}/clicktochat/demo"
 STORAGE_KEY = f"clicktochat:http://127.0.0.1:{HTTP_PORT}/clicktochat"
@@ -96,8 +99,8 @@ class Browser:
     def texts(self, selector):
         return self.call("texts", selector=selector)
 
-    def stored_chat(self):
-        return self.call("eval", expression=f"JSON.parse(sessionStorage.getItem({STORAGE_KEY!r}))")
+    def stored_chat(self, key=STORAGE_KEY):
+        return self.call("eval", expression=f"JSON.parse(sessionStorage.getItem({key!r}))")
 
     def close(self):
         try:
@@ -165,6 +168,16 @@ def conversation(browser):
 
 def visitor_of(browser):
     return browser.stored_chat()["jid"]
+
+
+def logins(server, jid):
+    """{SASL mechanism: how many logins of `jid`}, from ejabberd's log."""
+    found = {}
+    for line in server.log_text().splitlines():
+        words = line.split("Accepted c2s ", 1)[-1].split()
+        if "Accepted c2s " in line and words[2:4] == ["for", jid]:
+            found[words[0]] = found.get(words[0], 0) + 1
+    return found
 
 
 def leaves(control, jid):
@@ -266,6 +279,11 @@ def test_chat_reload_move_and_close(widget_server, control, browser, agents):
         "Hello from the browser", "Hello from agent1, how can I help?",
         "Still there after the reload", "Yes, I am", "Sent while you were away"]
     browser.wait_text(STATUS, "You are chatting with agent1")
+    # Each of the three pages logged in, with SCRAM: the server holds SCRAM
+    # records (stock), so the browser did the PBKDF2, not ejabberd.
+    wait_for(lambda: logins(widget_server, visitor) == {"SCRAM-SHA-1": 3}, STEP,
+             "three SCRAM-SHA-1 logins of the visitor in ejabberd's log",
+             seen=lambda: logins(widget_server, visitor))
     browser.call("fill", selector=INPUT, value="Thanks, bye")
     browser.call("press", selector=INPUT, key="Enter")
     assert agent.receive()["body"] == "Thanks, bye"
@@ -401,6 +419,9 @@ def test_a_lost_connection_is_said_and_the_chat_goes_on(widget_server, control, 
         # xmpp.js reconnects through the proxy and resumes the same session.
         browser.wait_text(STATUS, "You are chatting with agent1", timeout=60)
         assert visitor.split("@")[0] in control.registered_users()
+        # The reconnection logged in again, with SCRAM (its keys remembered).
+        wait_for(lambda: logins(widget_server, visitor) == {"SCRAM-SHA-1": 2}, STEP,
+                 "two SCRAM-SHA-1 logins of the visitor", seen=lambda: logins(widget_server, visitor))
         browser.call("fill", selector=INPUT, value="Back after the cut")
         browser.call("press", selector=INPUT, key="Enter")
         assert agent.receive()["body"] == "Back after the cut"
@@ -410,3 +431,36 @@ def test_a_lost_connection_is_said_and_the_chat_goes_on(widget_server, control, 
         leaves(control, visitor)
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("global_options, mechanism", [
+    ({"auth_password_format": "plain"}, "PLAIN"),
+    ({"auth_scram_hash": "sha256"}, "SCRAM-SHA-256"),
+], ids=["plain-passwords", "scram-sha-256"])
+def test_the_widget_logs_in_as_the_server_keeps_passwords(browser, global_options, mechanism):
+    """The stock configuration with the client host's passwords kept another
+    way: in plain text the widget logs in with PLAIN (a SCRAM login would
+    make ejabberd compute the salted password), with SHA-256 records with
+    SCRAM-SHA-256. The chat works either way."""
+    sandbox = Sandbox("widget_login", OTHER_C2S_PORT, OTHER_HTTP_PORT,
+                      {"max_sessions": 1, "visitor_ttl": 60, "max_registrations_per_minute": 0},
+                      stock_config=True, global_options=global_options)
+    with sandbox.serving([("agent1", HELPDESK_HOST, AGENT_PASSWORD)]):
+        control = sandbox.control()
+        agent = Client(AGENT1, AGENT_PASSWORD, OTHER_C2S_PORT, starttls=True)
+        try:
+            service = f"http://127.0.0.1:{OTHER_HTTP_PORT}/clicktochat"
+            browser.call("open", url=f"{service}/demo")
+            browser.call("click", selector=LAUNCHER)
+            browser.wait_text(STATUS, "You are chatting with agent1")
+            visitor = browser.stored_chat(f"clicktochat:{service}")["jid"]
+            wait_for(lambda: logins(sandbox, visitor) == {mechanism: 1}, STEP,
+                     f"one {mechanism} login of the visitor", seen=lambda: logins(sandbox, visitor))
+            browser.call("fill", selector=INPUT, value=f"Logged in with {mechanism}")
+            browser.call("press", selector=INPUT, key="Enter")
+            assert agent.receive()["body"] == f"Logged in with {mechanism}"
+            browser.call("click", selector=CLOSE)
+            leaves(control, visitor)
+        finally:
+            agent.disconnect()
+            control.close()
