@@ -319,6 +319,19 @@ def test_the_line_shows_the_position_then_the_agent(widget_server, control, brow
     message = agent.receive()
     assert (str(message["from"]).split("/")[0], message["body"]) == (visitor, "My turn")
 
+    # A reload logs in again, and the server says again who the agent is
+    # (it tells a visitor from the line on every login): the page says
+    # "joined" once. The agent's message after the login comes after that notice.
+    logged_in = logins(widget_server, visitor)
+    browser.call("reload")
+    wait_for(lambda: sum(logins(widget_server, visitor).values()) > sum(logged_in.values()),
+             STEP, "the reloaded page to log in")
+    browser.wait_text(STATUS, "You are chatting with agent1")
+    agent.send(visitor, "Still here")
+    browser.wait_text(f"{LOG}.agent", "Still here")
+    joined = [t for t in browser.texts(f"{LOG}.note") if "joined the chat" in t]
+    assert len(joined) == 1, browser.texts(LOG)
+
     browser.call("click", selector=CLOSE)
     leaves(control, visitor)
     leaves(control, f"{first}@{CLIENT_HOST}")

@@ -309,6 +309,9 @@ function receive(stanza) {
       save();
       showWaiting();
     } else if (notice.name === "assigned") {
+      // The server says it again on every login of a visitor from the line
+      // (a reload): news only when the visitor was waiting, or passed on.
+      if (!chat.waiting && chat.agent === notice.attrs.agent) return;
       chat.agent = notice.attrs.agent;
       chat.waiting = null;
       append("note", t.joined(agentName(chat.agent)));
