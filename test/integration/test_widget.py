@@ -11,15 +11,14 @@ last one starts its own, with the client host's passwords kept otherwise."""
 import json
 import queue
 import socket
-import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
 from conftest import AGENT_PASSWORD, HELPDESK_HOST, CLIENT_HOST, Http, agent_jid, visitor_name
+from browser_client import Browser
 from sandbox import REPO, Sandbox, wait_for
 from xmpp_client import Client
 from slixmpp.xmlstream.handler import Callback
@@ -33,7 +32,6 @@ DEMO = f"http://127.0.0.1:{HTTP_PORT}/clicktochat/demo"
 STORAGE_KEY = f"clicktochat:http://127.0.0.1:{HTTP_PORT}/clicktochat"
 CHATSTATES = "http://jabber.org/protocol/chatstates"
 RESULTS = REPO / "test" / "integration" / ".results"
-DRIVER = REPO / "test" / "browser" / "driver.mjs"
 STEP = 20  # seconds for any one browser or XMPP step
 
 # Inside the widget's (open) shadow root.
@@ -63,59 +61,10 @@ def control(widget_server):
     node.close()
 
 
-class Browser:
-    """test/browser/driver.mjs: call(cmd, **arguments) -> the command's value;
-    an error answer raises, and no answer within the step's deadline too."""
-
-    def __init__(self):
-        self.process = subprocess.Popen(
-            ["node", str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=open(RESULTS / "widget-browser.log", "w"), text=True, cwd=DRIVER.parent)
-        self.answers = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.answers.put(json.loads(line))
-        self.answers.put(None)
-
-    def call(self, cmd, timeout=STEP, **arguments):
-        self.process.stdin.write(json.dumps({"cmd": cmd, "timeout": timeout * 1000,
-                                             **arguments}) + "\n")
-        self.process.stdin.flush()
-        try:
-            answer = self.answers.get(timeout=timeout + 30)  # chromium's start, first
-        except queue.Empty:
-            raise TimeoutError(f"the browser did not answer {cmd} {arguments}") from None
-        if answer is None:
-            raise RuntimeError("the browser driver exited (see .results/widget-browser.log)")
-        if not answer["ok"]:
-            raise AssertionError(f"{cmd} {arguments}: {answer['error']}")
-        return answer["value"]
-
-    def wait_text(self, selector, text, timeout=STEP):
-        self.call("wait_for_text", selector=selector, text=text, timeout=timeout)
-
-    def texts(self, selector):
-        return self.call("texts", selector=selector)
-
-    def stored_chat(self, key=STORAGE_KEY):
-        return self.call("eval", expression=f"JSON.parse(sessionStorage.getItem({key!r}))")
-
-    def close(self):
-        try:
-            self.process.stdin.write('{"cmd": "quit"}\n')
-            self.process.stdin.close()
-            self.process.wait(30)
-        except (OSError, subprocess.TimeoutExpired):
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture(scope="module")
 def browser(widget_server):
     RESULTS.mkdir(parents=True, exist_ok=True)
-    driver = Browser()
+    driver = Browser(RESULTS / "widget-browser.log", step=STEP)
     yield driver
     driver.close()
 
@@ -167,7 +116,7 @@ def conversation(browser):
 
 
 def visitor_of(browser):
-    return browser.stored_chat()["jid"]
+    return browser.stored_chat(STORAGE_KEY)["jid"]
 
 
 def logins(server, jid):
@@ -291,7 +240,7 @@ def test_chat_reload_move_and_close(widget_server, control, browser, agents):
     # Closing ends the chat: the account is removed, the storage emptied.
     browser.call("click", selector=CLOSE)
     leaves(control, visitor)
-    assert browser.stored_chat() is None
+    assert browser.stored_chat(STORAGE_KEY) is None
     browser.call("wait_for_selector", selector=LAUNCHER)
     print(f"chat, reload, move and close: {time.monotonic() - started:.1f}s")
 
