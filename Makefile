@@ -179,7 +179,7 @@ BENCH_REGISTER ?= 5 4
 BENCH_VISITORS ?= 3 0 10000 50000 100000
 # pairs, seconds per phase, rounds
 BENCH_CHAT ?= 40 5 4
-bench: all bench-deps bench-rotation
+bench: all npm-deps bench-deps bench-rotation
 	erlc -o _build/bench test/bench/assignment_bench.erl
 	erl -noshell -pa _build/bench -run assignment_bench main 100000 1000000
 	erlc -o _build/bench test/bench/cluster_bench.erl
@@ -190,6 +190,7 @@ bench: all bench-deps bench-rotation
 	$(PYTHON) test/bench/register_bench.py $(BENCH_REGISTER)
 	$(PYTHON) test/bench/visitors_bench.py $(BENCH_VISITORS)
 	$(PYTHON) test/bench/chat_bench.py $(BENCH_CHAT)
+	$(PYTHON) test/bench/widget_login_bench.py
 	$(PYTHON) test/bench/report.py
 
 # docs/performance.md again from the _build/bench/*.json there are.

@@ -399,6 +399,27 @@ def riak_section(r):
     return out + [""]
 
 
+def widget_login_section(r):
+    out = ["## A widget visitor: the server's CPU with the widget's SCRAM login and with PLAIN", "",
+           f"Two servers with Debian's stock configuration (SCRAM records), the second with its "
+           f"SCRAM mechanisms disabled, so that the same widget logs in there with PLAIN (ejabberd "
+           f"then redoes the record's PBKDF2). {r['visitors_a_round']} visitors a round, one after "
+           f"another in headless chromium (open the demo, click, chat shown, close, account "
+           f"removed), {r['rounds']} rounds a side (A B B A); the server's CPU over each visit, "
+           f"and the time from the click to the chat in the browser. The mechanism of every "
+           f"login is checked in ejabberd's log.", ""]
+    rows = []
+    for side, s in r["summary"].items():
+        rounds = " ".join(f"{x['server_cpu_ms_a_visitor']:.1f}" for x in r["runs"]
+                          if x["side"] == side)
+        logins = ", ".join(f"{k} {v}" for k, v in s["logins"].items())
+        rows.append([side, s["server_cpu_ms_a_visitor"], rounds, s["click_to_chat_ms"], logins])
+    out.append(table(["login", "server CPU ms a visitor (median)", "rounds",
+                      "click to chat ms (median)", "logins"], rows))
+    return out + ["", f"SCRAM / PLAIN, server CPU a visitor: "
+                      f"**{r['scram_over_plain_server_cpu']:.2f}x**.", ""]
+
+
 def other_section(name, r):
     keys = ", ".join(k for k in r if k not in ("machine", "bench"))
     return [f"## {name}", "", r.get("description", f"_build/bench/{name}.json ({keys})"), ""]
@@ -419,8 +440,9 @@ def main():
     out += [r["command"] for r in results.values() if r.get("command")]
     out += ["```", ""]
     sections = {"register": register_section, "visitors": visitors_section,
-                "chat": chat_section, "rotation": rotation_section, "riak": riak_section}
-    known = ("rotation", "archive", "riak", "register", "visitors", "chat")
+                "chat": chat_section, "rotation": rotation_section, "riak": riak_section,
+                "widget_login": widget_login_section}
+    known = ("rotation", "archive", "riak", "register", "visitors", "chat", "widget_login")
     for name in known:
         if name in results:
             r = results[name]
