@@ -1,5 +1,5 @@
 """What the server-level benches (register_bench.py, visitors_bench.py,
-chat_bench.py) share: a sandbox with extra top-level options, CPU and memory
+chat_bench.py) share: a sandbox whose configuration they edit, CPU and memory
 of a process from /proc, an Erlang control node that evaluates expressions
 on the sandbox's node and answers JSON, wrk runs with the driver's own CPU,
 and the JSON files in _build/bench/.
@@ -74,13 +74,12 @@ SIDES = {
 
 
 class BenchSandbox(Sandbox):
-    """A Sandbox whose generated ejabberd.yml gets `overrides` (top-level
-    keys replaced: host_config, shaper_rules...) and `edit(config)` (any
-    other change, on the parsed YAML) after the usual generation."""
+    """A Sandbox whose generated ejabberd.yml gets `edit(config)` (any change,
+    on the parsed YAML) after the usual generation (top-level options alone:
+    Sandbox's `global_options`)."""
 
-    def __init__(self, *args, overrides=None, edit=None, **kwargs):
+    def __init__(self, *args, edit=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.overrides = overrides or {}
         self.edit = edit
 
     @contextmanager
@@ -96,7 +95,6 @@ class BenchSandbox(Sandbox):
     def write_config(self, **module_options):
         super().write_config(**module_options)
         config = yaml.safe_load(self.config_file.read_text())
-        config.update(self.overrides)
         if self.edit:
             self.edit(config)
         self.config_file.write_text(

@@ -24,10 +24,11 @@ Needs the widget built and test/browser's npm packages (`make all npm-deps`).
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 
-from benchlib import OUT, cpu_seconds, write_json
+from benchlib import OUT, BenchSandbox, cpu_seconds, write_json
 from browser_client import Browser  # noqa: E402 (benchlib puts test/ on the path)
-from sandbox import CLIENT_HOST, HELPDESK_HOST, Sandbox, wait_for  # noqa: E402
+from sandbox import CLIENT_HOST, HELPDESK_HOST, wait_for  # noqa: E402
 from xmpp_client import Client  # noqa: E402
 
 VISITORS = int(sys.argv[1]) if len(sys.argv) > 1 else 12
@@ -79,17 +80,19 @@ def one_round(browser, side, server, control):
 
 
 def main():
-    servers, controls, agents = {}, {}, []
-    browser = Browser(OUT / "widget-login-browser.log")
-    try:
+    servers, controls = {}, {}
+    with ExitStack() as stack:
+        browser = Browser(OUT / "widget-login-browser.log")
+        stack.callback(browser.close)
         for side, ((c2s, http), global_options, _) in SIDES.items():
-            server = Sandbox(f"bench_widget_{side}", c2s, http, MODULE_OPTIONS,
-                             stock_config=True, global_options=global_options)
-            server.start()
-            servers[side] = server
-            server.register("agent1", HELPDESK_HOST, AGENT_PASSWORD)
-            agents.append(Client(AGENT, AGENT_PASSWORD, c2s, starttls=True))
+            server = BenchSandbox(f"bench_widget_{side}", c2s, http, MODULE_OPTIONS,
+                                  stock_config=True, global_options=global_options)
+            servers[side] = stack.enter_context(
+                server.serving([("agent1", HELPDESK_HOST, AGENT_PASSWORD)]))
+            agent = Client(AGENT, AGENT_PASSWORD, c2s, starttls=True)
+            stack.callback(agent.disconnect)
             controls[side] = server.control()
+            stack.callback(controls[side].close)
         # A visitor each first: chromium, the pages and the code paths warm.
         for side in SIDES:
             visit(browser, servers[side], controls[side])
@@ -97,14 +100,6 @@ def main():
                  for side in (("scram", "plain") if r % 2 == 0 else ("plain", "scram"))]
         runs = [one_round(browser, side, servers[side], controls[side]) for side in order]
         used = {side: mechanisms(servers[side]) for side in SIDES}
-    finally:
-        for agent in agents:
-            agent.disconnect()
-        for control in controls.values():
-            control.close()
-        for server in servers.values():
-            server.stop()
-        browser.close()
     for side, (_, _, mechanism) in SIDES.items():
         if set(used[side]) != {mechanism}:
             raise SystemExit(f"{side}: the widget logged in with {used[side]}, not {mechanism}")
