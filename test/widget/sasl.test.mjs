@@ -45,7 +45,8 @@ function scramServer(password, { forgeSignature = false } = {}) {
       return element("failure", "", [element("not-authorized")]);
     }
     const key = forgeSignature ? randomBytes(20) : serverKey;
-    return element("success", b64(`v=${createHmac("sha1", key).update(authMessage).digest("base64")}`));
+    const signature64 = createHmac("sha1", key).update(authMessage).digest("base64");
+    return element("success", b64(`v=${signature64}`));
   };
 }
 
@@ -68,7 +69,8 @@ async function login(offered, answer, credentials = { username: "v0a", password:
     () => null,
     (error) => error,
   );
-  return { error: await outcome, sent, restarted: entity.restarted, listeners: entity.listenerCount("nonza") };
+  const error = await outcome;
+  return { error, sent, restarted: entity.restarted, listeners: entity.listenerCount("nonza") };
 }
 
 test("SCRAM records: SCRAM-SHA-1, the proof accepted, the signature checked", async () => {
@@ -95,7 +97,8 @@ test("a server that does not prove the record is not trusted", async () => {
 });
 
 test("an account gone: not-authorized at once", async () => {
-  const gone = () => element("failure", "", ["\n", element("not-authorized"), element("text", "gone")]);
+  const gone = () =>
+    element("failure", "", ["\n", element("not-authorized"), element("text", "gone")]);
   const result = await login(["SCRAM-SHA-1"], gone);
   assert.equal(result.error.condition, "not-authorized");
   assert.equal(result.sent.length, 1);

@@ -59,7 +59,8 @@ function reference(hash, password, salt, iterations, authMessage) {
 test("SCRAM-SHA-512 against node's crypto, a name to escape", async () => {
   const salt = Buffer.from("a salt of sixteen");
   const serverFirst = `r=abcdefXYZ,s=${salt.toString("base64")},i=4096`;
-  const session = scram("SCRAM-SHA-512", { username: "a=b,c", password: "0f1e2d3c", nonce: "abcdef" });
+  const credentials = { username: "a=b,c", password: "0f1e2d3c", nonce: "abcdef" };
+  const session = scram("SCRAM-SHA-512", credentials);
   assert.equal(session.initial(), "n,,n=a=3Db=2Cc,r=abcdef");
   const clientFinal = await session.respond(serverFirst);
   const authMessage = `n=a=3Db=2Cc,r=abcdef,${serverFirst},c=biws,r=abcdefXYZ`;
