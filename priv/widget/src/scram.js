@@ -8,10 +8,11 @@
 // No imports: the functions are pure but for WebCrypto, so that node runs
 // their tests (test/widget).
 
+// Each mechanism's hash, as WebCrypto names it, and its output in bits.
 const HASHES = {
-  "SCRAM-SHA-1": "SHA-1",
-  "SCRAM-SHA-256": "SHA-256",
-  "SCRAM-SHA-512": "SHA-512",
+  "SCRAM-SHA-1": { hash: "SHA-1", bits: 160 },
+  "SCRAM-SHA-256": { hash: "SHA-256", bits: 256 },
+  "SCRAM-SHA-512": { hash: "SHA-512", bits: 512 },
 };
 
 // A server may ask for more rounds; past this many, a hostile or broken
@@ -49,8 +50,8 @@ export function plain({ username, password }) {
 // Messages are strings of bytes (as `atob` gives and `btoa` takes); the names
 // and passwords the widget makes are ASCII.
 export function scram(mechanism, { username, password, nonce = randomNonce() }) {
-  const hash = HASHES[mechanism];
-  if (!hash) throw new Error(`SASL: no such SCRAM mechanism ${mechanism}`);
+  if (!HASHES[mechanism]) throw new Error(`SASL: no such SCRAM mechanism ${mechanism}`);
+  const { hash, bits } = HASHES[mechanism];
   const clientFirstBare = `n=${saslName(username)},r=${nonce}`;
   let expectedServerSignature = null;
   return {
@@ -65,7 +66,7 @@ export function scram(mechanism, { username, password, nonce = randomNonce() }) 
       if (!Number.isInteger(iterations) || iterations < 1 || iterations > MAX_ITERATIONS) {
         throw new Error(`SCRAM: unusable iteration count ${rounds}`);
       }
-      const keys = await saltedKeys(hash, password, fromBase64(salt), iterations);
+      const keys = await saltedKeys({ hash, bits }, password, fromBase64(salt), iterations);
       const withoutProof = `c=${btoa(GS2_HEADER)},r=${serverNonce}`;
       const authMessage = `${clientFirstBare},${serverFirst},${withoutProof}`;
       const clientSignature = await hmac(hash, keys.storedKey, authMessage);
@@ -88,19 +89,14 @@ export function scram(mechanism, { username, password, nonce = randomNonce() }) 
 // with the same record, redoes no PBKDF2.
 let lastKeys = null;
 
-async function saltedKeys(hash, password, salt, iterations) {
+async function saltedKeys({ hash, bits }, password, salt, iterations) {
   const key = [hash, password, bytesToBinary(salt), iterations].join("\0");
   if (lastKeys && lastKeys.key === key) return lastKeys.keys;
   const material = await crypto.subtle.importKey("raw", encode(password), "PBKDF2", false, [
     "deriveBits",
   ]);
-  const length = new Uint8Array(await crypto.subtle.digest(hash, new Uint8Array(0))).length;
   const salted = new Uint8Array(
-    await crypto.subtle.deriveBits(
-      { name: "PBKDF2", hash, salt, iterations },
-      material,
-      length * 8,
-    ),
+    await crypto.subtle.deriveBits({ name: "PBKDF2", hash, salt, iterations }, material, bits),
   );
   const clientKey = await hmac(hash, salted, "Client Key");
   const keys = {
