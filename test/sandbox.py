@@ -394,6 +394,19 @@ class Sandbox:
         for every command: most of a second each)."""
         return ControlNode(self)
 
+    def sasl_logins(self, jid=None, host=CLIENT_HOST):
+        """{SASL mechanism: how many c2s logins}, from ejabberd's log: of the
+        bare `jid`, or of every user of `host`."""
+        found = {}
+        for line in self.log_text().splitlines():
+            # "Accepted c2s <mechanism> authentication for <user>@<host> by ..."
+            words = line.split("Accepted c2s ", 1)[-1].split()
+            if "Accepted c2s " not in line or words[1:3] != ["authentication", "for"]:
+                continue
+            if words[3] == jid or (jid is None and words[3].endswith(f"@{host}")):
+                found[words[0]] = found.get(words[0], 0) + 1
+        return found
+
     def count_in_log(self, text):
         return self.log_text().count(text)
 

@@ -28,7 +28,7 @@ from contextlib import ExitStack
 
 from benchlib import OUT, BenchSandbox, cpu_seconds, write_json
 from browser_client import Browser  # noqa: E402 (benchlib puts test/ on the path)
-from sandbox import CLIENT_HOST, HELPDESK_HOST, wait_for  # noqa: E402
+from sandbox import HELPDESK_HOST, wait_for  # noqa: E402
 from xmpp_client import Client  # noqa: E402
 
 VISITORS = int(sys.argv[1]) if len(sys.argv) > 1 else 12
@@ -43,16 +43,6 @@ SIDES = {
 LAUNCHER = "[data-clicktochat] .launcher"
 STATUS = "[data-clicktochat] .status"
 CLOSE = "[data-clicktochat] .close"
-
-
-def mechanisms(server):
-    """{SASL mechanism: logins} of visitors, from ejabberd's log."""
-    found = {}
-    for line in server.log_text().splitlines():
-        if "Accepted c2s " in line and f"@{CLIENT_HOST} by" in line:
-            mechanism = line.split("Accepted c2s ", 1)[1].split()[0]
-            found[mechanism] = found.get(mechanism, 0) + 1
-    return found
 
 
 def visit(browser, server, control):
@@ -99,7 +89,7 @@ def main():
         order = [side for r in range(ROUNDS)
                  for side in (("scram", "plain") if r % 2 == 0 else ("plain", "scram"))]
         runs = [one_round(browser, side, servers[side], controls[side]) for side in order]
-        used = {side: mechanisms(servers[side]) for side in SIDES}
+        used = {side: servers[side].sasl_logins() for side in SIDES}
     for side, (_, _, mechanism) in SIDES.items():
         if set(used[side]) != {mechanism}:
             raise SystemExit(f"{side}: the widget logged in with {used[side]}, not {mechanism}")
@@ -108,11 +98,14 @@ def main():
     for side in SIDES:
         mine = [r for r in runs if r["side"] == side]
         summary[side] = {
-            "server_cpu_ms_a_visitor": statistics.median(r["server_cpu_ms_a_visitor"] for r in mine),
-            "click_to_chat_ms": statistics.median(w for r in mine for w in r["click_to_chat_ms"]),
+            "server_cpu_ms_a_visitor": statistics.median(
+                r["server_cpu_ms_a_visitor"] for r in mine),
+            "click_to_chat_ms": statistics.median(
+                w for r in mine for w in r["click_to_chat_ms"]),
             "logins": used[side],
         }
-    ratio = summary["scram"]["server_cpu_ms_a_visitor"] / summary["plain"]["server_cpu_ms_a_visitor"]
+    scram, plain = (summary[side]["server_cpu_ms_a_visitor"] for side in ("scram", "plain"))
+    ratio = scram / plain
     print(f"{VISITORS} widget visitors a round, {ROUNDS} rounds a side (A B B A), "
           "Debian's stock configuration, chromium headless")
     print(f"{'':8} {'server CPU a visitor':>22} {'click to chat':>15}  rounds")
@@ -122,8 +115,7 @@ def main():
         print(f"{side:8} {s['server_cpu_ms_a_visitor']:19.1f} ms {s['click_to_chat_ms']:12.0f} ms"
               f"  {rounds}")
     print(f"SCRAM / PLAIN, server CPU a visitor: {ratio:.2f}x "
-          f"({summary['plain']['server_cpu_ms_a_visitor'] - summary['scram']['server_cpu_ms_a_visitor']:.1f}"
-          " ms less a visitor)")
+          f"({plain - scram:.1f} ms less a visitor)")
     write_json("widget_login", {"visitors_a_round": VISITORS, "rounds": ROUNDS,
                                 "runs": runs, "summary": summary,
                                 "scram_over_plain_server_cpu": ratio})

@@ -119,16 +119,6 @@ def visitor_of(browser):
     return browser.stored_chat(STORAGE_KEY)["jid"]
 
 
-def logins(server, jid):
-    """{SASL mechanism: how many logins of `jid`}, from ejabberd's log."""
-    found = {}
-    for line in server.log_text().splitlines():
-        words = line.split("Accepted c2s ", 1)[-1].split()
-        if "Accepted c2s " in line and words[2:4] == ["for", jid]:
-            found[words[0]] = found.get(words[0], 0) + 1
-    return found
-
-
 def leaves(control, jid):
     name = jid.split("@")[0]
     wait_for(lambda: name not in control.registered_users(), 30,
@@ -230,9 +220,9 @@ def test_chat_reload_move_and_close(widget_server, control, browser, agents):
     browser.wait_text(STATUS, "You are chatting with agent1")
     # Each of the three pages logged in, with SCRAM: the server holds SCRAM
     # records (stock), so the browser did the PBKDF2, not ejabberd.
-    wait_for(lambda: logins(widget_server, visitor) == {"SCRAM-SHA-1": 3}, STEP,
+    wait_for(lambda: widget_server.sasl_logins(visitor) == {"SCRAM-SHA-1": 3}, STEP,
              "three SCRAM-SHA-1 logins of the visitor in ejabberd's log",
-             seen=lambda: logins(widget_server, visitor))
+             seen=lambda: widget_server.sasl_logins(visitor))
     browser.call("fill", selector=INPUT, value="Thanks, bye")
     browser.call("press", selector=INPUT, key="Enter")
     assert agent.receive()["body"] == "Thanks, bye"
@@ -271,9 +261,9 @@ def test_the_line_shows_the_position_then_the_agent(widget_server, control, brow
     # A reload logs in again, and the server says again who the agent is
     # (it tells a visitor from the line on every login): the page says
     # "joined" once. The agent's message after the login comes after that notice.
-    logged_in = logins(widget_server, visitor)
+    logged_in = widget_server.sasl_logins(visitor)
     browser.call("reload")
-    wait_for(lambda: sum(logins(widget_server, visitor).values()) > sum(logged_in.values()),
+    wait_for(lambda: sum(widget_server.sasl_logins(visitor).values()) > sum(logged_in.values()),
              STEP, "the reloaded page to log in")
     browser.wait_text(STATUS, "You are chatting with agent1")
     agent.send(visitor, "Still here")
@@ -382,8 +372,9 @@ def test_a_lost_connection_is_said_and_the_chat_goes_on(widget_server, control, 
         browser.wait_text(STATUS, "You are chatting with agent1", timeout=60)
         assert visitor.split("@")[0] in control.registered_users()
         # The reconnection logged in again, with SCRAM (its keys remembered).
-        wait_for(lambda: logins(widget_server, visitor) == {"SCRAM-SHA-1": 2}, STEP,
-                 "two SCRAM-SHA-1 logins of the visitor", seen=lambda: logins(widget_server, visitor))
+        wait_for(lambda: widget_server.sasl_logins(visitor) == {"SCRAM-SHA-1": 2}, STEP,
+                 "two SCRAM-SHA-1 logins of the visitor",
+                 seen=lambda: widget_server.sasl_logins(visitor))
         browser.call("fill", selector=INPUT, value="Back after the cut")
         browser.call("press", selector=INPUT, key="Enter")
         assert agent.receive()["body"] == "Back after the cut"
@@ -416,8 +407,9 @@ def test_the_widget_logs_in_as_the_server_keeps_passwords(browser, global_option
             browser.call("click", selector=LAUNCHER)
             browser.wait_text(STATUS, "You are chatting with agent1")
             visitor = browser.stored_chat(f"clicktochat:{service}")["jid"]
-            wait_for(lambda: logins(sandbox, visitor) == {mechanism: 1}, STEP,
-                     f"one {mechanism} login of the visitor", seen=lambda: logins(sandbox, visitor))
+            wait_for(lambda: sandbox.sasl_logins(visitor) == {mechanism: 1}, STEP,
+                     f"one {mechanism} login of the visitor",
+                     seen=lambda: sandbox.sasl_logins(visitor))
             browser.call("fill", selector=INPUT, value=f"Logged in with {mechanism}")
             browser.call("press", selector=INPUT, key="Enter")
             assert agent.receive()["body"] == f"Logged in with {mechanism}"
