@@ -24,8 +24,10 @@ import readline from "node:readline";
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
-  // CI runs as root, where chromium refuses its sandbox.
-  args: ["--no-sandbox"],
+  // CI runs as root, where chromium refuses its sandbox. Names under .test
+  // reach 127.0.0.1: a page there is not a secure context, as a site on
+  // plain http: is not (http://127.0.0.1 and localhost are).
+  args: ["--no-sandbox", "--host-resolver-rules=MAP *.test 127.0.0.1"],
   timeout: 60000,
 });
 const page = await browser.newPage({ viewport: { width: 900, height: 640 } });

@@ -386,6 +386,27 @@ def test_a_lost_connection_is_said_and_the_chat_goes_on(widget_server, control, 
         proxy.close()
 
 
+def test_a_page_without_webcrypto_logs_in_with_plain(widget_server, control, browser, agents):
+    """A page that is not a secure context (plain http: on a name other than
+    localhost; the driver maps *.test to 127.0.0.1) has no WebCrypto: there
+    the widget logs in with PLAIN, and the chat works."""
+    agent = login(agents, AGENT1)
+    service = f"http://widget.test:{HTTP_PORT}/clicktochat"
+    browser.call("open", url=f"{service}/demo")
+    assert browser.call("eval", expression="[isSecureContext, typeof crypto.subtle]") == [
+        False, "undefined"]
+    browser.call("click", selector=LAUNCHER)
+    browser.wait_text(STATUS, "You are chatting with agent1")
+    visitor = browser.stored_chat(f"clicktochat:{service}")["jid"]
+    wait_for(lambda: widget_server.sasl_logins(visitor) == {"PLAIN": 1}, STEP,
+             "one PLAIN login of the visitor", seen=lambda: widget_server.sasl_logins(visitor))
+    browser.call("fill", selector=INPUT, value="Hello over plain http")
+    browser.call("press", selector=INPUT, key="Enter")
+    assert agent.receive()["body"] == "Hello over plain http"
+    browser.call("click", selector=CLOSE)
+    leaves(control, visitor)
+
+
 @pytest.mark.parametrize("global_options, mechanism", [
     ({"auth_password_format": "plain"}, "PLAIN"),
     ({"auth_scram_hash": "sha256"}, "SCRAM-SHA-256"),

@@ -119,4 +119,7 @@ test("the mechanism that costs the server least", () => {
   assert.equal(chooseMechanism(plainStore.filter((m) => m !== "PLAIN")), "SCRAM-SHA-512");
   assert.equal(chooseMechanism(["PLAIN"]), "PLAIN");
   assert.equal(chooseMechanism(["DIGEST-MD5", "EXTERNAL"]), null);
+  // A page without WebCrypto (not a secure context): PLAIN or nothing.
+  assert.equal(chooseMechanism(["SCRAM-SHA-1", "PLAIN"], false), "PLAIN");
+  assert.equal(chooseMechanism(["SCRAM-SHA-1"], false), null);
 });

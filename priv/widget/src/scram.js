@@ -25,12 +25,19 @@ const GS2_HEADER = "n,,"; // no channel binding, no authorization identity
 // none is usable). ejabberd offers the one SCRAM mechanism of its records'
 // hash when it stores SCRAM records, and every SCRAM mechanism when it stores
 // plain-text passwords, where a SCRAM login would make it compute the salted
-// password and PLAIN is a comparison.
-export function chooseMechanism(offered) {
-  const scram = Object.keys(HASHES).filter((name) => offered.includes(name));
+// password and PLAIN is a comparison. Without WebCrypto (a page that is not a
+// secure context: plain http: other than on localhost) only PLAIN is usable.
+export function chooseMechanism(offered, webCrypto = hasWebCrypto()) {
+  const usable = webCrypto ? Object.keys(HASHES) : [];
+  const scram = usable.filter((name) => offered.includes(name));
   if (scram.length === 1) return scram[0];
   if (offered.includes("PLAIN")) return "PLAIN";
   return scram.length > 0 ? scram[scram.length - 1] : null;
+}
+
+// Browsers give `crypto.subtle` to secure contexts only.
+function hasWebCrypto() {
+  return typeof crypto !== "undefined" && crypto.subtle !== undefined;
 }
 
 // PLAIN (RFC 4616): one message, no challenge.
