@@ -386,6 +386,28 @@ def test_a_lost_connection_is_said_and_the_chat_goes_on(widget_server, control, 
         proxy.close()
 
 
+def test_a_chat_whose_account_went_meanwhile_is_said_to_have_ended(
+        widget_server, control, browser, agents):
+    """Away from the site while the visitor's account goes (here removed by
+    the operator): back on a page, the widget's SCRAM login is refused with
+    not-authorized, and it says the chat ended instead of retrying."""
+    login(agents, AGENT1)
+    browser.call("open", url=DEMO)
+    browser.call("click", selector=LAUNCHER)
+    browser.wait_text(STATUS, "You are chatting with agent1")
+    visitor = visitor_of(browser)
+    browser.call("open", url="about:blank")
+    widget_server.ctl("unregister", visitor.split("@")[0], CLIENT_HOST)
+    leaves(control, visitor)
+    browser.call("open", url=DEMO)
+    browser.wait_text(STATUS, "This chat has ended.")
+    assert browser.stored_chat(STORAGE_KEY) is None
+    refused = f"Failed c2s SCRAM-SHA-1 authentication for {visitor}"
+    wait_for(lambda: widget_server.count_in_log(refused), STEP, "the refused login in the log",
+             seen=lambda: [line for line in widget_server.log_text().splitlines()
+                           if "Failed c2s" in line][-3:])
+
+
 def test_a_page_without_webcrypto_logs_in_with_plain(widget_server, control, browser, agents):
     """A page that is not a secure context (plain http: on a name other than
     localhost; the driver maps *.test to 127.0.0.1) has no WebCrypto: there
