@@ -85,6 +85,7 @@ test("a server's first message that must not be answered", async () => {
     "r=abcd,s=c2FsdA==,i=99999999", // rounds that would hold the page
     "r=abcd,s=c2FsdA==,i=many",
     "r=abcd,s=c2FsdA==", // no count
+    "r=abcd,i=4096", // no salt
     "m=ext,r=abcd,s=c2FsdA==,i=4096", // a mandatory extension
     "r=abcd,s=***,i=4096", // a salt that is not base64
   ];

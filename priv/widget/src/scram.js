@@ -69,6 +69,7 @@ export function scram(mechanism, { username, password, nonce = randomNonce() }) 
       if (!serverNonce || !serverNonce.startsWith(nonce) || serverNonce === nonce) {
         throw new Error("SCRAM: the server's nonce does not extend ours");
       }
+      if (!salt) throw new Error("SCRAM: no salt");
       const iterations = Number(rounds);
       if (!Number.isInteger(iterations) || iterations < 1 || iterations > MAX_ITERATIONS) {
         throw new Error(`SCRAM: unusable iteration count ${rounds}`);
