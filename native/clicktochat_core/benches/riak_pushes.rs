@@ -11,6 +11,7 @@
 //! clicktochat_core --bench riak_pushes [-- JSON_PATH]`.
 
 #[path = "../tests/standin/mod.rs"]
+#[allow(dead_code)] // the tests' launcher: this bench only starts fresh stand-ins
 mod standin;
 
 use clicktochat_core::archive::{
@@ -18,7 +19,6 @@ use clicktochat_core::archive::{
 };
 use clicktochat_core::riak::RiakConfig;
 use standin::StandIn;
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -74,11 +74,6 @@ fn main() {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
 /// One run at a steady rate; the round trips its pushes made per message.
 fn run(interval: Duration, round: usize) -> f64 {
     let dir = std::env::temp_dir().join(format!(
@@ -88,7 +83,7 @@ fn run(interval: Duration, round: usize) -> f64 {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench dir");
-    let riak = StandIn::start(free_port(), &dir.join("data.json"));
+    let riak = StandIn::start(&dir.join("data.json"));
     let mut store = RiakStoreConfig::new(
         RiakConfig {
             nodes: vec![riak.node()],

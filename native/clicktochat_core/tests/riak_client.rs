@@ -137,7 +137,7 @@ const CT: &str = "application/x-erlang-binary";
 #[test]
 fn ping_get_and_put_against_the_standin() {
     let dir = TempDir::new("basic");
-    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let riak = StandIn::start(&dir.0.join("data.json"));
     let mut c = client(&[riak.node()]);
 
     c.ping().expect("ping");
@@ -170,7 +170,7 @@ fn ping_get_and_put_against_the_standin() {
 #[test]
 fn concurrent_writers_make_siblings_and_the_merged_vclock_resolves_them() {
     let dir = TempDir::new("siblings");
-    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let riak = StandIn::start(&dir.0.join("data.json"));
     let (mut a, mut b) = (client(&[riak.node()]), client(&[riak.node()]));
 
     let v0 = a
@@ -211,8 +211,8 @@ fn concurrent_writers_make_siblings_and_the_merged_vclock_resolves_them() {
 fn a_restarted_standin_keeps_its_data_and_clients_reconnect() {
     let dir = TempDir::new("restart");
     let data = dir.0.join("data.json");
-    let port = free_port();
-    let riak = StandIn::start(port, &data);
+    let riak = StandIn::start(&data);
+    let port = riak.port();
     let mut c = client(&[riak.node()]);
     let v1 = c
         .put(b"chats", b"k1", None, b"one", CT)
@@ -221,7 +221,7 @@ fn a_restarted_standin_keeps_its_data_and_clients_reconnect() {
     c.put(b"chats", b"k2", None, b"two", CT).expect("put");
     drop(riak); // SIGKILL: only the rename-after-every-put keeps the data
 
-    let riak = StandIn::start(port, &data);
+    let riak = StandIn::restart_on(port, &data);
     let mut fresh = client(&[riak.node()]);
     assert_eq!(
         fresh.get(b"chats", b"k1").expect("get").siblings,
@@ -252,7 +252,7 @@ fn a_restarted_standin_keeps_its_data_and_clients_reconnect() {
 #[test]
 fn a_closed_first_node_fails_over_to_the_second() {
     let dir = TempDir::new("failover");
-    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let riak = StandIn::start(&dir.0.join("data.json"));
     let closed = format!("127.0.0.1:{}", free_port());
     let mut c = client(&[closed, riak.node()]);
     c.ping().expect("ping through the second node");
@@ -346,7 +346,7 @@ fn unreachable_nodes_fail_within_the_connect_timeout() {
 
     // A node that does not answer is skipped for the next one.
     let dir = TempDir::new("timeout-failover");
-    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let riak = StandIn::start(&dir.0.join("data.json"));
     let mut c = RiakClient::new(RiakConfig {
         nodes: vec![format!("127.0.0.1:{}", hole.port), riak.node()],
         connect_timeout: timeout,
@@ -659,7 +659,7 @@ fn the_archive_keeps_batches_in_its_outbox_until_riak_answers() {
     );
 
     // Another writer's record is already there, as a sibling of no vclock.
-    let riak = StandIn::start(port, &dir.0.join("data.json"));
+    let riak = StandIn::restart_on(port, &dir.0.join("data.json"));
     let theirs = Record {
         start_us: 500_000,
         user: "w@clients.test".into(),
@@ -761,7 +761,7 @@ fn one_agent_far_past_the_bound_is_split_into_bounded_values_read_back_in_order(
     use clicktochat_core::records::decode_archive;
 
     let dir = TempDir::new("bounded");
-    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let riak = StandIn::start(&dir.0.join("data.json"));
     let archive = bounded_archive(&dir.0, "a.redb", &riak);
     // Three conversations, one of them alone many times the bound; 2 400
     // messages of ~100 bytes in entries: ~60 values' worth.
@@ -807,7 +807,7 @@ fn two_nodes_sealing_one_agent_at_once_lose_nothing() {
     use clicktochat_core::archive::{Conversation, Direction};
 
     let dir = TempDir::new("bounded-race");
-    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let riak = StandIn::start(&dir.0.join("data.json"));
     let nodes = [
         bounded_archive(&dir.0, "a.redb", &riak),
         bounded_archive(&dir.0, "b.redb", &riak),
@@ -853,7 +853,7 @@ fn an_outbox_written_before_entry_per_key_is_pushed_after_the_upgrade() {
         &path,
     )
     .expect("copy the old file");
-    let riak = StandIn::start(free_port(), &dir.0.join("data.json"));
+    let riak = StandIn::start(&dir.0.join("data.json"));
     let archive = Archive::open(ArchiveConfig {
         path,
         store: StoreConfig::Riak(RiakStoreConfig::new(
