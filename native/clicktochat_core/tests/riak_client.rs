@@ -104,12 +104,6 @@ impl Drop for TempDir {
     }
 }
 
-/// A port nothing listens on (at the time of the call).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
 fn client(nodes: &[String]) -> RiakClient {
     RiakClient::new(RiakConfig {
         nodes: nodes.to_vec(),
@@ -253,8 +247,8 @@ fn a_restarted_standin_keeps_its_data_and_clients_reconnect() {
 fn a_closed_first_node_fails_over_to_the_second() {
     let dir = TempDir::new("failover");
     let riak = StandIn::start(&dir.0.join("data.json"));
-    let closed = format!("127.0.0.1:{}", free_port());
-    let mut c = client(&[closed, riak.node()]);
+    let closed = closed_port();
+    let mut c = client(&[closed.node(), riak.node()]);
     c.ping().expect("ping through the second node");
     c.put(b"chats", b"k", None, b"v", CT).expect("put");
     assert_eq!(
@@ -263,44 +257,74 @@ fn a_closed_first_node_fails_over_to_the_second() {
     );
 }
 
-/// A listener with a backlog of 0 that never accepts, its queue filled: a
-/// connection attempt to it gets no answer at all, which is what an
-/// unreachable host looks like (std cannot set a backlog, python can).
-struct BlackHole {
+/// A python child holding a port of 127.0.0.1 until dropped: bound and not
+/// listening (connections to it are refused, and nothing else can bind it
+/// meanwhile, unlike a port merely found free), or listening with a backlog
+/// of 0 (std cannot set a backlog, python can).
+struct PortHolder {
     child: Child,
     port: u16,
-    _fillers: Vec<TcpStream>,
 }
 
-impl BlackHole {
-    fn start() -> BlackHole {
-        let code = "import socket, sys\n\
-                    s = socket.socket()\n\
-                    s.bind(('127.0.0.1', 0))\n\
-                    s.listen(0)\n\
-                    print(s.getsockname()[1], flush=True)\n\
-                    sys.stdin.read()\n";
+impl PortHolder {
+    fn start(listen: bool) -> PortHolder {
+        let code = format!(
+            "import socket, sys\n\
+             s = socket.socket()\n\
+             s.bind(('127.0.0.1', 0))\n\
+             {}\n\
+             print(s.getsockname()[1], flush=True)\n\
+             sys.stdin.read()\n",
+            if listen { "s.listen(0)" } else { "pass" }
+        );
         let mut child = Command::new(PYTHON)
-            .args(["-c", code])
+            .args(["-c", &code])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {PYTHON}: {e}"));
         let line = first_line(&mut child);
-        let port = match line.as_deref().map(|l| l.trim().parse::<u16>()) {
-            Some(Ok(port)) => port,
+        match line.as_deref().map(|l| l.trim().parse::<u16>()) {
+            Some(Ok(port)) => PortHolder { child, port },
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("black hole did not start: {other:?}");
+                panic!("port holder did not start: {other:?}");
             }
-        };
+        }
+    }
+
+    fn node(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PortHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that refuses connections.
+fn closed_port() -> PortHolder {
+    PortHolder::start(false)
+}
+
+/// A listener that never accepts, its queue filled: a connection attempt to
+/// it gets no answer at all, which is what an unreachable host looks like.
+struct BlackHole {
+    holder: PortHolder,
+    _fillers: Vec<TcpStream>,
+}
+
+impl BlackHole {
+    fn start() -> BlackHole {
         let mut hole = BlackHole {
-            child,
-            port,
+            holder: PortHolder::start(true),
             _fillers: Vec::new(),
         };
-        let addr = ([127, 0, 0, 1], port).into();
+        let addr = ([127, 0, 0, 1], hole.holder.port).into();
         for _ in 0..8 {
             match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                 Ok(stream) => hole._fillers.push(stream),
@@ -312,20 +336,14 @@ impl BlackHole {
     }
 }
 
-impl Drop for BlackHole {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn unreachable_nodes_fail_within_the_connect_timeout() {
     let timeout = Duration::from_millis(300);
     let hole = BlackHole::start();
+    let closed = closed_port();
     let cases = [
-        (format!("127.0.0.1:{}", hole.port), "no answer"),
-        (format!("127.0.0.1:{}", free_port()), "closed port"),
+        (hole.holder.node(), "no answer"),
+        (closed.node(), "closed port"),
     ];
     for (node, what) in cases {
         let mut c = RiakClient::new(RiakConfig {
@@ -348,7 +366,7 @@ fn unreachable_nodes_fail_within_the_connect_timeout() {
     let dir = TempDir::new("timeout-failover");
     let riak = StandIn::start(&dir.0.join("data.json"));
     let mut c = RiakClient::new(RiakConfig {
-        nodes: vec![format!("127.0.0.1:{}", hole.port), riak.node()],
+        nodes: vec![hole.holder.node(), riak.node()],
         connect_timeout: timeout,
         ..RiakConfig::default()
     })
@@ -621,7 +639,9 @@ fn the_archive_keeps_batches_in_its_outbox_until_riak_answers() {
     use clicktochat_core::records::{decode_archive, encode_archive, Record};
 
     let dir = TempDir::new("archive-outbox");
-    let port = free_port();
+    // Riak's port, refusing connections until the stand-in takes it.
+    let down = closed_port();
+    let port = down.port;
     let archive = Archive::open(ArchiveConfig {
         path: dir.0.join("outbox.redb"),
         store: StoreConfig::Riak(RiakStoreConfig::new(
@@ -659,6 +679,7 @@ fn the_archive_keeps_batches_in_its_outbox_until_riak_answers() {
     );
 
     // Another writer's record is already there, as a sibling of no vclock.
+    drop(down);
     let riak = StandIn::restart_on(port, &dir.0.join("data.json"));
     let theirs = Record {
         start_us: 500_000,
