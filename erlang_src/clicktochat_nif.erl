@@ -53,7 +53,9 @@ new(_MaxSessions, _Routing, _MaxWaiting) -> not_loaded().
 %% A new visitor: an agent if one is free and nobody waits, else a place in
 %% line (a visitor already in line keeps its place); line_full past
 %% MaxWaiting; no_agent_available when nobody takes visitors or there is no
-%% line.
+%% line. The agent's name is a binary that points at the desk's own copy (and
+%% keeps the desk alive while it lives): handed back to release/3 as it is,
+%% it is found without hashing.
 -spec enter(desk(), visitor()) ->
           {assigned, agent()} | {waiting, pos_integer(), estimate()}
               | line_full | no_agent_available.
@@ -61,6 +63,8 @@ enter(_Desk, _Visitor) -> not_loaded().
 
 %% One of the agent's visitors has ended, after DurationMs (a sample for
 %% the estimate) or none if unknown; the freed slot goes to the line's head.
+%% Any binary with the agent's name will do; badarg for one that is no
+%% agent's and not UTF-8.
 -spec release(desk(), agent(), non_neg_integer() | none) -> {ok | not_assigned, changes()}.
 release(_Desk, _Agent, _DurationMs) -> not_loaded().
 

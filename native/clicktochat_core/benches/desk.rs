@@ -3,7 +3,10 @@
 //! online (each with more slots than the run uses, so every pick
 //! succeeds), for both routings. The cost should not depend on the number
 //! of agents. The visitor gets the agent's name borrowed
-//! ([`Desk::enter_ref`]), as the NIF does. `cargo bench -p clicktochat_core --bench desk` (add
+//! ([`Desk::enter_ref`]), and the release is given either those same bytes
+//! (`by_address`: as the NIF is, when the VM hands back the binary that
+//! points at them) or a copy (`by_copy`: as after a restart, or from
+//! another node; found by hashing). `cargo bench -p clicktochat_core --bench desk` (add
 //! `-- --quick` for a short run); `make bench-rotation` measures the same
 //! pair through the NIF.
 
@@ -27,29 +30,37 @@ fn enter_release(c: &mut Criterion) {
         (Routing::RoundRobin, "round_robin"),
         (Routing::LeastBusy, "least_busy"),
     ] {
-        let mut group = c.benchmark_group(format!("desk_enter_release_{label}"));
-        group.measurement_time(Duration::from_secs(3));
-        for agents in AGENT_COUNTS {
-            let mut d = desk(routing, agents);
-            group.bench_function(format!("{agents}_agents"), |b| {
-                b.iter(|| {
-                    // As the NIF does: the name borrowed, copied once (here
-                    // into a buffer that the NIF's binary stands for).
-                    let mut name = [0u8; 64];
-                    let len = match d.enter_ref(black_box("visitor"), 0) {
-                        Entry::Assigned(agent) => {
-                            name[..agent.len()].copy_from_slice(agent.as_bytes());
-                            agent.len()
-                        }
-                        other => panic!("no agent: {other:?}"),
-                    };
-                    let agent = std::str::from_utf8(&name[..len]).expect("a name");
-                    let (release, _) = d.release(black_box(agent), None, 0);
-                    assert_eq!(release, Release::Freed);
-                })
-            });
+        for by_address in [true, false] {
+            let how = if by_address { "by_address" } else { "by_copy" };
+            let mut group = c.benchmark_group(format!("desk_enter_release_{label}_{how}"));
+            group.measurement_time(Duration::from_secs(3));
+            for agents in AGENT_COUNTS {
+                let mut d = desk(routing, agents);
+                group.bench_function(format!("{agents}_agents"), |b| {
+                    b.iter(|| {
+                        let (address, len) = match d.enter_ref(black_box("visitor"), 0) {
+                            Entry::Assigned(agent) => (agent.as_ptr(), agent.len()),
+                            other => panic!("no agent: {other:?}"),
+                        };
+                        // SAFETY: the bytes of a name the desk borrowed stay
+                        // where they are, unchanged, for as long as the desk
+                        // lives (`Rotation::name`): the NIF relies on it too.
+                        let agent = unsafe { std::slice::from_raw_parts(address, len) };
+                        // As the NIF's binary copied (into a buffer here).
+                        let mut copy = [0u8; 64];
+                        let agent = if by_address {
+                            agent
+                        } else {
+                            copy[..len].copy_from_slice(agent);
+                            &copy[..len]
+                        };
+                        let (release, _) = d.release(black_box(agent), None, 0);
+                        assert_eq!(release, Release::Freed);
+                    })
+                });
+            }
+            group.finish();
         }
-        group.finish();
     }
     // Setting up 100 000 agents, for scale (not the hot path).
     let mut group = c.benchmark_group("desk_setup");

@@ -143,7 +143,10 @@ impl Desk {
 
     /// As [`Desk::enter`], the agent's name borrowed from the desk: with
     /// nobody in line, no name is hashed, copied or allocated, and no clock
-    /// is read.
+    /// is read. The name's bytes stay at their address, unchanged, for as
+    /// long as the desk lives ([`crate::Rotation::name`]), and
+    /// [`Desk::release`] given those very bytes finds the agent by their
+    /// address.
     pub fn enter_ref(&mut self, visitor: &str, mut now: impl Now) -> Entry<&str> {
         if self.line.is_empty() {
             if let Some(agent) = self.rotation.pick_id() {
@@ -170,7 +173,7 @@ impl Desk {
     /// to the head of the line.
     pub fn release(
         &mut self,
-        agent: &str,
+        agent: impl AsRef<[u8]>,
         duration_ms: Option<u64>,
         now: impl Now,
     ) -> (Release, Changes) {

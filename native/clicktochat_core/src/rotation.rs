@@ -13,8 +13,10 @@
 //! Agents are interned: each known agent has a small integer id (see
 //! [`crate::interner`]), its state is an entry of a `Vec` indexed by that id,
 //! and a name is looked up once per call that brings one (`release`,
-//! presence changes, `restore`), by a fast seeded hash. A pick looks no name
-//! up: it answers an [`AgentId`], whose name [`Rotation::name`] borrows.
+//! presence changes, `restore`), by a fast seeded hash, or, for the very
+//! bytes [`Rotation::name`] borrowed (a release handed back the name its
+//! pick answered), by their address. A pick looks no name up: it answers an
+//! [`AgentId`], whose name [`Rotation::name`] borrows.
 //!
 //! Who is picked next:
 //!
@@ -170,7 +172,7 @@ impl Rotation {
 
     /// A resource of `agent` went away, unavailable or offline. Idempotent.
     pub fn resource_unavailable(&mut self, agent: &str, resource: &str) {
-        let Some(id) = self.names.get(agent) else {
+        let Some(id) = self.names.find(agent.as_bytes()) else {
             return;
         };
         if let Some(entry) = self.agents.get_mut(id as usize) {
@@ -204,11 +206,13 @@ impl Rotation {
 
     /// As [`Rotation::pick_other_than`], answering the agent's id.
     pub fn pick_other_than_id(&mut self, agent: &str) -> Option<AgentId> {
-        let excluded = self.names.get(agent);
+        let excluded = self.names.find(agent.as_bytes());
         self.pick_first(excluded)
     }
 
     /// The name of an agent a pick answered ("" if it was forgotten since).
+    /// Its bytes stay at this address, unchanged, for as long as the
+    /// rotation lives (see [`crate::interner`]).
     pub fn name(&self, agent: AgentId) -> &str {
         self.names.name(agent.0)
     }
@@ -246,8 +250,11 @@ impl Rotation {
 
     /// One visitor of `agent` has ended: its slot is free again. An agent
     /// that was full rejoins the rotation (in round robin, at the tail).
-    pub fn release(&mut self, agent: &str) -> Release {
-        let Some(id) = self.names.get(agent) else {
+    /// `agent` as bytes: the name [`Rotation::name`] borrowed is found by
+    /// its address, any other by its hash (bytes that are not UTF-8 are
+    /// no agent's).
+    pub fn release(&mut self, agent: impl AsRef<[u8]>) -> Release {
+        let Some(id) = self.names.find(agent.as_ref()) else {
             return Release::NotAssigned;
         };
         match self.agents.get_mut(id as usize) {
@@ -312,7 +319,7 @@ impl Rotation {
     /// The load of one agent (0 if unknown).
     pub fn load(&self, agent: &str) -> u32 {
         self.names
-            .get(agent)
+            .find(agent.as_bytes())
             .and_then(|id| self.agents.get(id as usize))
             .map_or(0, |a| a.load)
     }
@@ -330,7 +337,8 @@ impl Rotation {
     /// Puts agent `id` in the rotation or takes it out so that it is there
     /// exactly when it is available with a free slot, at the place its
     /// routing gives it; forgets an agent that is neither online nor serving
-    /// anyone, so departed agents cost nothing.
+    /// anyone, so departed agents cost nothing but their stored name (kept
+    /// for their return, see [`crate::interner`]).
     fn sync(&mut self, id: u32) {
         let Some(agent) = self.agents.get_mut(id as usize) else {
             return;

@@ -256,7 +256,7 @@ fn apply(desk: &mut Desk, op: &Op, now_ms: u64) -> Answer {
         }
         Op::Enter(v) => Answer::Entry(desk.enter(&visitor(v), now_ms)),
         Op::Release(a, d) => {
-            let (release, changes) = desk.release(&agent(a), d, now_ms);
+            let (release, changes) = desk.release(agent(a), d, now_ms);
             Answer::Released(release, changes)
         }
         Op::Leave(v) => Answer::Changes(desk.leave(&visitor(v), now_ms)),
@@ -404,7 +404,7 @@ proptest! {
             }
         }
         for round in 0..visitors {
-            let (_, changes) = desk.release(&agent(round % agents), None, 0);
+            let (_, changes) = desk.release(agent(round % agents), None, 0);
             served.extend(changes.assigned.into_iter().map(|a| a.visitor));
         }
         prop_assert_eq!(served, (0..visitors).map(visitor).collect::<Vec<_>>());

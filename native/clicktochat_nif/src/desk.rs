@@ -8,9 +8,15 @@
 //! jump, and the estimate's window must not), read only if the call needs it
 //! (not for an agent handed out, nor for its release without a sample).
 //!
-//! The hot path answers the agent's name straight from the desk, copied
-//! once, into the answer's binary, while the lock is held: no `String` in
-//! between.
+//! The hot path answers the agent's name as a binary that points at the
+//! desk's own copy of it (`enif_make_resource_binary`): no copy, and the
+//! binary keeps the desk alive. The core stores every name once, at an
+//! address that never changes while the desk lives, and knows those bytes
+//! by their address: a release that hands the same binary back (as the
+//! module does, from the visitor's Mnesia row, whose ETS table holds the
+//! binary itself) finds its agent without hashing the name. Any other
+//! binary with the same bytes (from another node, or read back from disk
+//! after a restart) is found by its hash.
 //!
 //! Visitors the line hands a freed slot are not answered to the caller but
 //! kept, in the desk's order, until `take_handed_over` takes them: the
@@ -22,13 +28,13 @@
 
 use crate::atoms;
 use crate::error::BadArg;
-use crate::raw::{args, nif_without_vec, ResourceType};
+use crate::raw::{args, nif_without_vec, Object, ResourceType};
 use crate::terms::{DurationMs, Estimate, Text};
 use clicktochat_core::desk::{Assignment, Changes, Desk, Entry, NewPosition, Now};
 use clicktochat_core::{Release, Routing};
 use parking_lot::Mutex;
 use rustler::sys::ErlNifTerm;
-use rustler::{Atom, Decoder, Encoder, Env, NifResult, Term};
+use rustler::{Atom, Binary, Decoder, Encoder, Env, NifResult, Term};
 use std::time::Instant;
 
 pub struct DeskResource {
@@ -36,7 +42,9 @@ pub struct DeskResource {
     created: Instant,
 }
 
-/// What the lock guards: the desk, and its hand-overs not taken yet.
+/// What the lock guards: the desk, and its hand-overs not taken yet. The
+/// desk is never replaced: binaries answered by `enter` and `pass_on`
+/// point into it for as long as the resource lives.
 struct Locked {
     desk: Desk,
     handed_over: Vec<Assignment>,
@@ -51,7 +59,7 @@ pub fn open(env: Env) -> bool {
 }
 
 /// A desk argument: `badarg` for any other term.
-struct Handle<'a>(&'a DeskResource);
+struct Handle<'a>(Object<'a, DeskResource>);
 
 impl<'a> Decoder<'a> for Handle<'a> {
     fn decode(term: Term<'a>) -> NifResult<Self> {
@@ -63,7 +71,19 @@ impl std::ops::Deref for Handle<'_> {
     type Target = DeskResource;
 
     fn deref(&self) -> &DeskResource {
-        self.0
+        self.0.value
+    }
+}
+
+impl<'a> Handle<'a> {
+    /// An agent's name that this desk answered borrowed (`enter_ref`,
+    /// `pass_on_ref`), as a binary pointing at the desk's copy.
+    fn agent_binary(&self, env: Env<'a>, agent: &str) -> Term<'a> {
+        // SAFETY: only called with a name the desk borrowed from its
+        // rotation, whose names stay at their address, unchanged, for as
+        // long as the desk lives (`Rotation::name`); the desk lives as long
+        // as the resource (never replaced, see `Locked`).
+        unsafe { self.0.binary(env, agent.as_bytes()) }
     }
 }
 
@@ -157,15 +177,14 @@ fn new<'a>(
 }
 
 /// `enter(Desk, Visitor)`: `{assigned, Agent} | {waiting, Position,
-/// Estimate} | line_full | no_agent_available`. The agent's name is
-/// encoded under the lock, borrowed from the desk. (The hot path: see
-/// `raw`.)
+/// Estimate} | line_full | no_agent_available`. The agent's name is the
+/// desk's own (see the module's documentation). (The hot path: see `raw`.)
 fn enter<'a>(env: Env<'a>, args: &[ErlNifTerm]) -> NifResult<Term<'a>> {
     let [desk, visitor] = self::args(env, args)?;
     let desk: Handle = desk.decode()?;
     let Text(visitor) = visitor.decode()?;
     Ok(desk.with(|d, now| match d.enter_ref(visitor, now) {
-        Entry::Assigned(agent) => (atoms::assigned(), agent).encode(env),
+        Entry::Assigned(agent) => (atoms::assigned(), desk.agent_binary(env, agent)).encode(env),
         Entry::Waiting { position, estimate } => {
             (atoms::waiting(), position, Estimate(estimate)).encode(env)
         }
@@ -176,15 +195,21 @@ fn enter<'a>(env: Env<'a>, args: &[ErlNifTerm]) -> NifResult<Term<'a>> {
 nif_without_vec!("enter", 2, enter);
 
 /// `release(Desk, Agent, DurationMs)`: `{ok | not_assigned, Changes}`.
+/// The agent's name is taken as bytes: the desk's own binary is found by
+/// its address, any other by its hash; bytes that are no agent's name and
+/// not UTF-8 either are `badarg` (a release of nobody changes nothing).
 /// (The hot path: see `raw`.)
 fn release<'a>(env: Env<'a>, args: &[ErlNifTerm]) -> NifResult<Term<'a>> {
     let [desk, agent, duration_ms] = self::args(env, args)?;
     let desk: Handle = desk.decode()?;
-    let Text(agent) = agent.decode()?;
+    let agent = Binary::from_term(agent)?.as_slice();
     let DurationMs(duration_ms) = duration_ms.decode()?;
     let (release, told) = desk.changing(|d, now| d.release(agent, duration_ms, now));
     let release = match release {
         Release::Freed => atoms::ok(),
+        Release::NotAssigned if std::str::from_utf8(agent).is_err() => {
+            return Err(rustler::Error::BadArg)
+        }
         Release::NotAssigned => atoms::not_assigned(),
     };
     Ok((release, encode_changes(env, told)).encode(env))
@@ -233,7 +258,7 @@ fn restore_waiting<'a>(desk: Handle<'a>, visitor: &str) -> Atom {
 #[rustler::nif]
 fn pass_on<'a>(env: Env<'a>, desk: Handle<'a>, visitor: &str, from_agent: &str) -> Term<'a> {
     desk.with(|d, _| match d.pass_on_ref(visitor, from_agent) {
-        Some(to) => (atoms::ok(), to).encode(env),
+        Some(to) => (atoms::ok(), desk.agent_binary(env, to)).encode(env),
         None => atoms::none().encode(env),
     })
 }

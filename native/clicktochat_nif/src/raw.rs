@@ -17,8 +17,9 @@
 //! of arguments, is `badarg`.
 
 use rustler::sys::{
-    c_void, enif_alloc_resource, enif_get_resource, enif_make_resource, enif_open_resource_type,
-    enif_release_resource, ErlNifEnv, ErlNifResourceFlags, ErlNifResourceType, ErlNifTerm,
+    c_void, enif_alloc_resource, enif_get_resource, enif_make_resource, enif_make_resource_binary,
+    enif_open_resource_type, enif_release_resource, ErlNifEnv, ErlNifResourceFlags,
+    ErlNifResourceType, ErlNifTerm,
 };
 use rustler::{Env, Error, NifResult, Term};
 use std::ffi::CStr;
@@ -84,9 +85,10 @@ impl<T: Send + Sync + 'static> ResourceType<T> {
         }
     }
 
-    /// The value of a resource term of this type; `badarg` for any other
-    /// term. Borrowed for as long as the term's environment lives.
-    pub fn get<'a>(&self, term: Term<'a>) -> NifResult<&'a T> {
+    /// The resource object of a term of this type, its value borrowed for
+    /// as long as the term's environment lives; `badarg` for any other
+    /// term.
+    pub fn get<'a>(&self, term: Term<'a>) -> NifResult<Object<'a, T>> {
         let handle = self.handle.load(Ordering::Acquire);
         if handle.is_null() {
             return Err(Error::BadArg);
@@ -101,7 +103,44 @@ impl<T: Send + Sync + 'static> ResourceType<T> {
             {
                 return Err(Error::BadArg);
             }
-            Ok(&*aligned::<T>(raw))
+            Ok(Object {
+                value: &*aligned::<T>(raw),
+                raw,
+            })
+        }
+    }
+}
+
+/// A resource object borrowed from a term of the call: its value, and the
+/// object, which a binary can point into.
+pub struct Object<'a, T> {
+    pub value: &'a T,
+    raw: *const c_void,
+}
+
+impl<'a, T> Object<'a, T> {
+    /// `bytes` as a binary of `env` that is not a copy but points at them,
+    /// and keeps the resource alive for as long as the binary lives
+    /// (`enif_make_resource_binary`).
+    ///
+    /// # Safety
+    /// `bytes` must stay where they are, unchanged, for as long as the
+    /// resource lives: memory the resource's value owns and never moves,
+    /// writes over or frees before it is dropped.
+    pub unsafe fn binary(&self, env: Env<'a>, bytes: &[u8]) -> Term<'a> {
+        // SAFETY: `raw` is a live resource object (the call's term holds
+        // it); the binary takes its own reference on it, and the caller
+        // vouches for the bytes for the object's life.
+        unsafe {
+            Term::new(
+                env,
+                enif_make_resource_binary(
+                    env.as_c_arg(),
+                    self.raw,
+                    bytes.as_ptr().cast(),
+                    bytes.len(),
+                ),
+            )
         }
     }
 }
