@@ -87,6 +87,26 @@ impl Ranking {
         id
     }
 
+    /// The smallest-ranked id but `excluded`, with its rank: the front of
+    /// the first bucket, or the one behind it if that is `excluded`.
+    pub fn first_other_than(&self, excluded: Option<u32>) -> Option<(Rank, u32)> {
+        let load = self.loads.first_from(0)?;
+        let bucket = &self.buckets[load];
+        let found = match bucket.front() {
+            Some(&(_, id)) if Some(id) == excluded => bucket.get(1).copied(),
+            front => front.copied(),
+        };
+        match found {
+            Some((stamp, id)) => Some(((load as u32, stamp), id)),
+            // `excluded` was alone at this load.
+            None => {
+                let load = self.loads.first_from(load + 1)?;
+                let &(stamp, id) = self.buckets[load].front()?;
+                Some(((load as u32, stamp), id))
+            }
+        }
+    }
+
     /// The ids with their ranks, the smallest first.
     pub fn iter(&self) -> impl Iterator<Item = (Rank, u32)> + '_ {
         std::iter::successors(self.loads.first_from(0), |&load| {
@@ -212,6 +232,16 @@ mod tests {
                 assert_eq!(r.remove((load, clock + 1)), None);
             }
             assert_eq!(r.len(), model.len());
+            let excluded = match x >> 42 & 3 {
+                0 => None,
+                1 => Some(step),
+                _ => model.values().nth(x as usize >> 50 & 1).copied(),
+            };
+            let first = model
+                .iter()
+                .map(|(&rank, &id)| (rank, id))
+                .find(|&(_, id)| Some(id) != excluded);
+            assert_eq!(r.first_other_than(excluded), first);
         }
         let want: Vec<(Rank, u32)> = model.into_iter().collect();
         assert_eq!(r.iter().collect::<Vec<_>>(), want);
@@ -234,6 +264,10 @@ mod tests {
             sorted = sorted.map(|l| if l == load { u32::MAX } else { l });
             let left: Vec<u32> = sorted.iter().copied().filter(|&l| l != u32::MAX).collect();
             assert_eq!(ids(&r), left);
+            // Passing over the first, alone at its load: the next load's.
+            let second = left.get(1).copied();
+            let first = r.first_other_than(left.first().copied());
+            assert_eq!(first.map(|(_, id)| id), second);
         }
         assert!(r.is_empty());
         assert_eq!(r.iter().next(), None);

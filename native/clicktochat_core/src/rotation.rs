@@ -230,7 +230,7 @@ impl Rotation {
                 id
             }
             Routing::LeastBusy => {
-                let (rank, id) = self.ranked.iter().find(|&(_, id)| Some(id) != excluded)?;
+                let (rank, id) = self.ranked.first_other_than(excluded)?;
                 self.ranked.remove(rank);
                 if let Some(agent) = self.agents.get_mut(id as usize) {
                     agent.ranked_at = None;
