@@ -76,13 +76,15 @@ impl std::ops::Deref for Handle<'_> {
 }
 
 impl<'a> Handle<'a> {
-    /// An agent's name that this desk answered borrowed (`enter_ref`,
-    /// `pass_on_ref`), as a binary pointing at the desk's copy.
-    fn agent_binary(&self, env: Env<'a>, agent: &str) -> Term<'a> {
-        // SAFETY: only called with a name the desk borrowed from its
-        // rotation, whose names stay at their address, unchanged, for as
-        // long as the desk lives (`Rotation::name`); the desk lives as long
-        // as the resource (never replaced, see `Locked`).
+    /// An agent's name as a binary pointing at the desk's copy.
+    ///
+    /// # Safety
+    /// `agent` must be a name this desk answered borrowed (`enter_ref`,
+    /// `pass_on_ref`): those stay at their address, unchanged, for as long
+    /// as the desk lives (`Rotation::name`), and the desk lives as long as
+    /// the resource (never replaced, see `Locked`).
+    unsafe fn agent_binary(&self, env: Env<'a>, agent: &str) -> Term<'a> {
+        // SAFETY: the caller's promise is `Object::binary`'s.
         unsafe { self.0.binary(env, agent.as_bytes()) }
     }
 }
@@ -184,7 +186,10 @@ fn enter<'a>(env: Env<'a>, args: &[ErlNifTerm]) -> NifResult<Term<'a>> {
     let desk: Handle = desk.decode()?;
     let Text(visitor) = visitor.decode()?;
     Ok(desk.with(|d, now| match d.enter_ref(visitor, now) {
-        Entry::Assigned(agent) => (atoms::assigned(), desk.agent_binary(env, agent)).encode(env),
+        // SAFETY: the name `enter_ref` borrowed from this desk.
+        Entry::Assigned(agent) => {
+            (atoms::assigned(), unsafe { desk.agent_binary(env, agent) }).encode(env)
+        }
         Entry::Waiting { position, estimate } => {
             (atoms::waiting(), position, Estimate(estimate)).encode(env)
         }
@@ -258,7 +263,8 @@ fn restore_waiting<'a>(desk: Handle<'a>, visitor: &str) -> Atom {
 #[rustler::nif]
 fn pass_on<'a>(env: Env<'a>, desk: Handle<'a>, visitor: &str, from_agent: &str) -> Term<'a> {
     desk.with(|d, _| match d.pass_on_ref(visitor, from_agent) {
-        Some(to) => (atoms::ok(), desk.agent_binary(env, to)).encode(env),
+        // SAFETY: the name `pass_on_ref` borrowed from this desk.
+        Some(to) => (atoms::ok(), unsafe { desk.agent_binary(env, to) }).encode(env),
         None => atoms::none().encode(env),
     })
 }

@@ -1,5 +1,5 @@
-//! The two places where the desk's hot path (enter, release: a few hundred
-//! ns) goes under rustler to the NIF API, each because rustler's way cost a
+//! The places where the desk's hot path (enter, release: a few hundred ns)
+//! goes under rustler to the NIF API, each because rustler's way cost a
 //! measurable share of the pair (perf, `make bench-rotation`):
 //!
 //! - [`resource_type!`]: a resource type of our own, its pointer kept in a
@@ -12,6 +12,10 @@
 //!   (arguments decoded under `catch_unwind`, errors raised the same way),
 //!   without the `Vec` that the macro collects the arguments into: a
 //!   `malloc` and a `free` on every call (8% of the pair).
+//! - [`Object::binary`]: a binary pointing into a resource's memory
+//!   (`enif_make_resource_binary`), for the desk's answer of an agent's name,
+//!   which `release` then finds by address (rustler has it only for its own
+//!   resource types, which the first point leaves).
 //!
 //! Nothing here trusts a term: a term of any other type, or a wrong number
 //! of arguments, is `badarg`.
