@@ -132,10 +132,16 @@ impl Interner {
     /// a name no longer held.
     pub fn held_at(&self, bytes: &[u8]) -> Option<u32> {
         let address = bytes.as_ptr() as usize;
-        let (chunk, offset) = self.chunks.iter().enumerate().find_map(|(chunk, text)| {
-            let offset = address.checked_sub(text.as_ptr() as usize)?;
-            (offset < text.len()).then_some((chunk, offset))
-        })?;
+        // The newest chunks first: they are the largest, and hold most names.
+        let (chunk, offset) = self
+            .chunks
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(chunk, text)| {
+                let offset = address.checked_sub(text.as_ptr() as usize)?;
+                (offset < text.len()).then_some((chunk, offset))
+            })?;
         let mark = self.chunks[chunk]
             .as_bytes()
             .get(offset.checked_sub(MARK_LEN)?..offset)?;
