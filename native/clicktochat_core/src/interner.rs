@@ -133,18 +133,16 @@ impl Interner {
     pub fn held_at(&self, bytes: &[u8]) -> Option<u32> {
         let address = bytes.as_ptr() as usize;
         // The newest chunks first: they are the largest, and hold most names.
-        let (chunk, offset) = self
-            .chunks
-            .iter()
-            .enumerate()
-            .rev()
-            .find_map(|(chunk, text)| {
-                let offset = address.checked_sub(text.as_ptr() as usize)?;
-                (offset < text.len()).then_some((chunk, offset))
-            })?;
-        let mark = self.chunks[chunk]
-            .as_bytes()
-            .get(offset.checked_sub(MARK_LEN)?..offset)?;
+        let (chunk, text, offset) =
+            self.chunks
+                .iter()
+                .enumerate()
+                .rev()
+                .find_map(|(chunk, text)| {
+                    let offset = address.checked_sub(text.as_ptr() as usize)?;
+                    (offset < text.len()).then_some((chunk, text, offset))
+                })?;
+        let mark = text.as_bytes().get(offset.checked_sub(MARK_LEN)?..offset)?;
         let entry = self.entries.get(read_mark(mark))?;
         let place = Place {
             chunk: u32::try_from(chunk).ok()?,
@@ -157,9 +155,10 @@ impl Interner {
     /// The id of `name`, added if it was not held. `None` past
     /// [`MAX_NAMES`] distinct names, or ids, or for a name of 4 GiB.
     pub fn intern(&mut self, name: &str) -> Option<u32> {
-        let entry = match self.entry_named(name.as_bytes()) {
+        let hash = hash(self.seed, name.as_bytes());
+        let entry = match self.entry_hashed(name.as_bytes(), hash) {
             Some(entry) => entry,
-            None => self.store(name)?,
+            None => self.store(name, hash)?,
         };
         if let Some(id) = self.id_of_entry(entry) {
             return Some(id);
@@ -214,9 +213,14 @@ impl Interner {
 
     /// The entry of `name`, held or not, by its hash.
     fn entry_named(&self, name: &[u8]) -> Option<u32> {
+        self.entry_hashed(name, hash(self.seed, name))
+    }
+
+    /// The entry of `name`, whose hash is `hash`.
+    fn entry_hashed(&self, name: &[u8], hash: u64) -> Option<u32> {
         let (entries, chunks) = (&self.entries, &self.chunks);
         self.table
-            .find(hash(self.seed, name), |&entry| {
+            .find(hash, |&entry| {
                 text_of(entries, chunks, entry).as_bytes() == name
             })
             .copied()
@@ -232,8 +236,9 @@ impl Interner {
     }
 
     /// Stores `name` after its mark, in the last chunk if it has room (no
-    /// reallocation), else in a new one, and makes its entry (not held).
-    fn store(&mut self, name: &str) -> Option<u32> {
+    /// reallocation), else in a new one, and makes its entry (not held);
+    /// `name_hash` is its hash, which `intern` has taken already.
+    fn store(&mut self, name: &str, name_hash: u64) -> Option<u32> {
         if self.entries.len() >= MAX_NAMES {
             return None;
         }
@@ -266,10 +271,9 @@ impl Interner {
             id: NONE,
         });
         let (seed, entries, chunks) = (self.seed, &self.entries, &self.chunks);
-        self.table
-            .insert_unique(hash(seed, name.as_bytes()), entry, |&entry| {
-                hash(seed, text_of(entries, chunks, entry).as_bytes())
-            });
+        self.table.insert_unique(name_hash, entry, |&entry| {
+            hash(seed, text_of(entries, chunks, entry).as_bytes())
+        });
         Some(entry)
     }
 }
