@@ -50,24 +50,36 @@ impl Ranking {
     }
 
     /// Ranks `id` at `rank`, which no other id has.
+    #[inline]
     pub fn insert(&mut self, (load, stamp): Rank, id: u32) {
         let at = load as usize;
+        match self.buckets.get_mut(at) {
+            // What a pick and the release after it do: the newest stamp of
+            // its load, at the back of a bucket there is already.
+            Some(bucket) if bucket.back().is_none_or(|&(last, _)| last < stamp) => {
+                bucket.push_back((stamp, id));
+                self.loads.insert(at);
+            }
+            _ => self.insert_in_order(at, stamp, id),
+        }
+        self.len += 1;
+    }
+
+    /// The rest of `insert`: a new bucket, or a stamp older than its
+    /// bucket's newest (binary search, and a move of the shorter side).
+    #[cold]
+    fn insert_in_order(&mut self, at: usize, stamp: u64, id: u32) {
         if self.buckets.len() <= at {
             self.buckets.resize_with(at + 1, VecDeque::new);
         }
         let bucket = &mut self.buckets[at];
-        match bucket.back() {
-            Some(&(last, _)) if last > stamp => {
-                let at = bucket.partition_point(|&(s, _)| s < stamp);
-                bucket.insert(at, (stamp, id));
-            }
-            _ => bucket.push_back((stamp, id)),
-        }
+        let place = bucket.partition_point(|&(s, _)| s < stamp);
+        bucket.insert(place, (stamp, id));
         self.loads.insert(at);
-        self.len += 1;
     }
 
     /// Takes out the id ranked at `rank`; answers it, if there was one.
+    #[inline]
     pub fn remove(&mut self, (load, stamp): Rank) -> Option<u32> {
         let bucket = self.buckets.get_mut(load as usize)?;
         let id = match (bucket.front(), bucket.back()) {
@@ -87,23 +99,48 @@ impl Ranking {
         id
     }
 
-    /// The smallest-ranked id but `excluded`, with its rank: the front of
-    /// the first bucket, or the one behind it if that is `excluded`.
+    /// The smallest-ranked id but `excluded`, with its rank.
     pub fn first_other_than(&self, excluded: Option<u32>) -> Option<(Rank, u32)> {
+        let (load, at) = self.locate_first_other_than(excluded)?;
+        let &(stamp, id) = self.buckets[load].get(at)?;
+        Some(((load as u32, stamp), id))
+    }
+
+    /// Takes out the smallest-ranked id but `excluded` and answers it: a
+    /// pick, `first_other_than` and `remove` in one step.
+    #[inline]
+    pub fn pop_first_other_than(&mut self, excluded: Option<u32>) -> Option<u32> {
+        let (load, at) = self.locate_first_other_than(excluded)?;
+        let bucket = &mut self.buckets[load];
+        let (_, id) = if at == 0 {
+            bucket.pop_front()?
+        } else {
+            bucket.remove(at)?
+        };
+        if bucket.is_empty() {
+            self.loads.remove(load);
+        }
+        self.len -= 1;
+        Some(id)
+    }
+
+    /// Where the smallest-ranked id but `excluded` is, as its load and its
+    /// place in that load's bucket: the front of the first bucket, or the
+    /// one behind it if that is `excluded`, or, if `excluded` was alone at
+    /// its load, the front of the next.
+    #[inline]
+    fn locate_first_other_than(&self, excluded: Option<u32>) -> Option<(usize, usize)> {
         let load = self.loads.first_from(0)?;
         let bucket = &self.buckets[load];
-        let found = match bucket.front() {
-            Some(&(_, id)) if Some(id) == excluded => bucket.get(1).copied(),
-            front => front.copied(),
-        };
-        match found {
-            Some((stamp, id)) => Some(((load as u32, stamp), id)),
-            // `excluded` was alone at this load.
-            None => {
-                let load = self.loads.first_from(load + 1)?;
-                let &(stamp, id) = self.buckets[load].front()?;
-                Some(((load as u32, stamp), id))
+        match bucket.front() {
+            Some(&(_, id)) if Some(id) == excluded => {
+                if bucket.len() > 1 {
+                    Some((load, 1))
+                } else {
+                    Some((self.loads.first_from(load + 1)?, 0))
+                }
             }
+            _ => Some((load, 0)),
         }
     }
 
@@ -129,16 +166,23 @@ struct LoadSet {
 }
 
 impl LoadSet {
+    #[inline]
     fn insert(&mut self, load: usize) {
         let (word, bit) = (load / 64, load % 64);
         if self.words.len() <= word {
-            self.words.resize(word + 1, 0);
-            self.summary.resize(word / 64 + 1, 0);
+            self.grow(word);
         }
         self.words[word] |= 1 << bit;
         self.summary[word / 64] |= 1 << (word % 64);
     }
 
+    #[cold]
+    fn grow(&mut self, word: usize) {
+        self.words.resize(word + 1, 0);
+        self.summary.resize(word / 64 + 1, 0);
+    }
+
+    #[inline]
     fn remove(&mut self, load: usize) {
         let (word, bit) = (load / 64, load % 64);
         let Some(bits) = self.words.get_mut(word) else {
@@ -151,6 +195,7 @@ impl LoadSet {
     }
 
     /// The smallest load in the set from `from` on.
+    #[inline]
     fn first_from(&self, from: usize) -> Option<usize> {
         let word = from / 64;
         let bits = self.words.get(word)? & (!0 << (from % 64));
@@ -242,6 +287,14 @@ mod tests {
                 .map(|(&rank, &id)| (rank, id))
                 .find(|&(_, id)| Some(id) != excluded);
             assert_eq!(r.first_other_than(excluded), first);
+            // Now and then a pick: the same one, taken out.
+            if x >> 45 & 7 == 0 {
+                assert_eq!(r.pop_first_other_than(excluded), first.map(|(_, id)| id));
+                if let Some((rank, _)) = first {
+                    model.remove(&rank);
+                }
+                assert_eq!(r.len(), model.len());
+            }
         }
         let want: Vec<(Rank, u32)> = model.into_iter().collect();
         assert_eq!(r.iter().collect::<Vec<_>>(), want);

@@ -229,18 +229,13 @@ impl Rotation {
                 self.fifo.remove(id);
                 id
             }
-            Routing::LeastBusy => {
-                let (rank, id) = self.ranked.first_other_than(excluded)?;
-                self.ranked.remove(rank);
-                if let Some(agent) = self.agents.get_mut(id as usize) {
-                    agent.ranked_at = None;
-                }
-                id
-            }
+            Routing::LeastBusy => self.ranked.pop_first_other_than(excluded)?,
         };
         // Every id in the rotation has an entry; checked all the same
         // rather than trusted.
         let agent = self.agents.get_mut(id as usize)?;
+        // Out of `ranked` (least busy) if it was in it: `sync` ranks it anew.
+        agent.ranked_at = None;
         agent.load += 1;
         agent.idle_since = Some(self.clock);
         self.clock += 1;
