@@ -107,7 +107,12 @@ floor_loop(Desk, N) ->
 nif_loop(_Desk, 0) -> ok;
 nif_loop(Desk, N) ->
     {assigned, Agent} = clicktochat_nif:enter(Desk, ?VISITOR),
-    {ok, {0, []}} = clicktochat_nif:release(Desk, Agent, none),
+    {ok, {0, Moved}} = clicktochat_nif:release(Desk, Agent, none),
+    %% Checked apart: a pattern with no variable in it (`{ok, {0, []}}`)
+    %% compiles to one comparison with a literal term, a call of the VM's
+    %% general term comparison (6% of a pair in perf, ~15 ns): the loop's
+    %% cost, not the desk's. Field by field, as the module matches it.
+    [] = Moved,
     nif_loop(Desk, N - 1).
 
 server_loop(_Server, 0) -> ok;
@@ -123,7 +128,8 @@ concurrent() ->
     Agents = agents(?CONCURRENT_AGENTS),
     Rotation = desk(round_robin, ?CONCURRENT_AGENTS),
     Nif = fun() -> {assigned, A} = clicktochat_nif:enter(Rotation, ?VISITOR),
-                   {ok, {0, []}} = clicktochat_nif:release(Rotation, A, none) end,
+                   {ok, {0, Moved}} = clicktochat_nif:release(Rotation, A, none),
+                   [] = Moved end,
     ClientHost = <<"clients.example.com">>,
     clicktochat_instance:publish(#instance{client_host = ClientHost,
                                            helpdesk_host = <<"helpdesk.example.com">>,
