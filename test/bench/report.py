@@ -193,45 +193,51 @@ def in_node_lines(p):
 def visitors_section(r):
     out = ["## Registration against live visitors", "", r.get("description", "") + ".",
            f"Passwords: {r.get('passwords')}. Each level: wrk "
-           f"`-t{r['wrk']['threads']} -c{r['wrk']['connections']} -d{r['wrk']['seconds']}s`, "
-           f"{r['wrk']['rounds']} rounds of ours then theirs; the level is the count of live "
-           "visitors when its first run starts (each run adds its own registrations). "
-           "Goal: ours flat within +-15 % of the first level."
+           f"`-t{r['wrk']['threads']} -c{r['wrk']['connections']} -d{r['wrk']['seconds']}s` "
+           f"against the filled server and against the reference (its visitor_ttl "
+           f"{r['reference_ttl_s']} s; each level waits until it has none), "
+           f"{r['wrk']['rounds']} rounds alternating (filled, reference, reference, filled, "
+           "...); the level is the filled server's count of live visitors when its first run "
+           "starts (each run adds its own registrations). Figures are medians of the rounds; "
+           "the ratios, the median of each round's filled / reference. "
+           "Goal: the filled server within +-15 % of the reference at every level."
            + (f" Server VM flags: `{r['erl_options']}`." if r.get("erl_options") else ""), ""]
     rows = []
     for level in r["levels"]:
-        ours, theirs, v = level["ours"], level["theirs"], level["ours_vs_first_level"]
-        rows.append([level["visitors_at_start"], ours["throughput_per_s"], ours["p99_us"] / 1000,
-                     ours["server_cpu_us_per_op"], theirs["throughput_per_s"],
-                     theirs["p99_us"] / 1000, f"{v['throughput']:.2f}x", f"{v['p99']:.2f}x",
-                     f"{v['server_cpu_per_op']:.2f}x",
-                     f"{level['ours_over_theirs']['throughput']:.2f}x"])
-    out.append(table(["live visitors", "ours /s", "ours p99 ms", "ours CPU us/op",
-                      "theirs /s", "theirs p99 ms", "ours throughput vs first",
-                      "ours p99 vs first", "ours CPU/op vs first", "ours/theirs /s"], rows))
+        filled, reference, v = level["filled"], level["reference"], level["filled_vs_reference"]
+        rows.append([level["visitors_at_start"], reference["visitors_at_start"],
+                     filled["throughput_per_s"], filled["p99_us"] / 1000,
+                     filled["server_cpu_us_per_op"], reference["throughput_per_s"],
+                     reference["p99_us"] / 1000, reference["server_cpu_us_per_op"],
+                     f"{v['throughput']:.2f}x", f"{v['p99']:.2f}x",
+                     f"{v['server_cpu_per_op']:.2f}x"])
+    out.append(table(["live visitors", "reference's", "filled /s", "filled p99 ms",
+                      "filled CPU us/op", "reference /s", "reference p99 ms",
+                      "reference CPU us/op", "throughput filled/ref", "p99 filled/ref",
+                      "CPU/op filled/ref"], rows))
     flat = r["flatness"]
-    out += ["", f"Worst deviation of ours from the first level (throughput or p99): "
-            f"**{flat['worst_deviation'] * 100:.0f} %**. Goal {yes(flat['met'])}.", ""]
+    out += ["", f"Worst deviation of the filled server from the reference (throughput or "
+            f"p99): **{flat['worst_deviation'] * 100:.0f} %**. Goal {yes(flat['met'])}."
+            + ("" if flat["reference_clean"] else
+               " (Some reference visitor expired during a level's runs: see the JSON.)"), ""]
     if all(level.get("ours_steps") for level in r["levels"]):
         keys = sorted(r["levels"][0]["ours_steps"]["steps_wall_us"])
-        out += ["Ours step by step at each level (test/bench/register_steps.erl, one process, "
-                "us per registration): what grows with live visitors.", "",
+        out += ["The filled server step by step at each level (test/bench/register_steps.erl, "
+                "one process, us per registration): what grows with live visitors.", "",
                 table(["live visitors"] + [k[2:].replace("_", " ") for k in keys] + ["total"],
                       [[level["visitors_at_start"]]
                        + [level["ours_steps"]["steps_wall_us"][k] for k in keys]
                        + [level["ours_steps"]["total"]["wall_us"]] for level in r["levels"]]),
                 ""]
     xs = [level["visitors_at_start"] for level in r["levels"]]
-    image = plot("visitors", "Registration vs live visitors", "live visitors",
+    image = plot("visitors", "Registration vs live visitors", "live visitors (filled server)",
                  "registrations / s",
-                 [("ours", xs, [level["ours"]["throughput_per_s"] for level in r["levels"]]),
-                  ("mod_http_api", xs,
-                   [level["theirs"]["throughput_per_s"] for level in r["levels"]])])
-    image_p99 = plot("visitors_p99", "Registration p99 vs live visitors", "live visitors",
-                     "p99 (ms)",
-                     [("ours", xs, [level["ours"]["p99_us"] / 1000 for level in r["levels"]]),
-                      ("mod_http_api", xs,
-                       [level["theirs"]["p99_us"] / 1000 for level in r["levels"]])])
+                 [(side, xs, [level[side]["throughput_per_s"] for level in r["levels"]])
+                  for side in ("filled", "reference")])
+    image_p99 = plot("visitors_p99", "Registration p99 vs live visitors",
+                     "live visitors (filled server)", "p99 (ms)",
+                     [(side, xs, [level[side]["p99_us"] / 1000 for level in r["levels"]])
+                      for side in ("filled", "reference")])
     out += [line for line in (image, image_p99) if line] + [""]
     fills = ", ".join(f"{f['visitors']} in {f['seconds']:.0f} s" for f in r.get("fills", [])
                       if f["seconds"] >= 1)

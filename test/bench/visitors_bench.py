@@ -1,100 +1,151 @@
 """Registration against the number of live visitors (registered, not logged
-in), and what a live visitor costs in memory, on one server.
+in), and what a live visitor costs in memory.
 
-At about 0, 10 000, 50 000 and 100 000 live visitors: wrk runs of POST
-/clicktochat/register alternating with mod_http_api's /api/register
-(ours, theirs, ours, theirs; as register_bench.py), each with the server's
-CPU per registration. Flatness is ours at each level against ours at the
-first level (and ours/theirs per level, which the machine's noise moves
-less: theirs grows ejabberd's own passwd table just the same). Between the
-levels, wrk fills the desk with registrations of ours (the same request).
+Two servers, the same configuration, side by side: the *filled* one, which
+wrk fills with registrations of ours to about 0, 10 000, 50 000 and 100 000
+live visitors, and the *reference*, kept near none (its visitor_ttl is
+REFERENCE_TTL_S, and each level waits until every visitor it had has
+expired). At each level, wrk runs of POST /clicktochat/register alternate
+between them (filled, reference, reference, filled, filled, reference: a
+drift of the machine in time weighs on both alike), each with the server's
+CPU per registration. Flatness is the filled server against the reference
+in the same level, round by round (the median of the rounds' ratios):
+everything that grows with live visitors, their accounts in ejabberd's
+tables and their rows in ours, is in the filled server alone. At the first
+level both are near none, which checks the method: its ratio should be
+about 1. (The previous version compared the filled server with itself at
+the first level: the machine's drift from one level to the next, ±30 % in
+3-second runs here, weighed on every level's figure.)
 
 The whole bench runs with auth_password_format: plain for the client host
 (host_config; the agents' host keeps SCRAM): 100 000 SCRAM registrations
 would take about half an hour of PBKDF2 on 2 cores. Debian's stock
-configuration otherwise (test/sandbox.py). Two agents online, max_sessions
-100000 each, visitor_ttl 2 h (no visitor expires during the bench), no rate
-limit, max_visitors 10^6.
+configuration otherwise (test/sandbox.py). Two agents online on each
+server, max_sessions 100000 each, visitor_ttl 2 h on the filled server (no
+visitor expires during the bench), no rate limit, max_visitors 10^6. Ours
+step by step (register_steps.erl, one process) on the filled server at
+each level: which step, if any, grows.
 
 Memory: around the last fill (the level before the last to the last; only
-visitors are added by it), the node's erlang:memory() after a full GC of
-every process, every ETS table's memory (ets:info/2), and the beam's RSS
+visitors are added by it), the filled node's erlang:memory() after a full GC
+of every process, every ETS table's memory (ets:info/2), and the beam's RSS
 (what the NIF allocates with Rust's allocator shows there only). Per
 visitor = growth / visitors added.
 
     /usr/bin/python3 test/bench/visitors_bench.py [seconds per run] [levels...]
 
-writes _build/bench/visitors.json. Ports 15305-15306.
+writes _build/bench/visitors.json. Ports 15305-15306 (filled) and
+15314-15315 (reference).
 """
 
 import sys
 import time
 
-from benchlib import (SIDES, BenchSandbox, Control, allow_api_register, cpu_seconds,
-                      load_register_steps,
-                      node_ets, plain_for_client_host, register_and_connect_agents,
+from benchlib import (SIDES, BenchSandbox, Control, cpu_seconds, load_register_steps,
+                      median, node_ets, plain_for_client_host, register_and_connect_agents,
                       rss_bytes, run_wrk, write_json)
 from sandbox import CLIENT_HOST
 
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 LEVELS = [int(a) for a in sys.argv[2:]] or [0, 10000, 50000, 100000]
-ROUNDS = 2
+ROUNDS = 3
 STEPS = 300           # registrations timed step by step at each level
 THREADS, CONNECTIONS = 2, 16
 FILL_LIMIT_S = 600     # the whole fill, whatever the machine
+# The reference's visitors expire this long after they registered: longer
+# than a level's runs take (checked), short enough to wait for between levels.
+REFERENCE_TTL_S = 40
+PATH, TEMPLATE = SIDES["ours"]
 
 MODULE_OPTIONS = {"max_sessions": 100000, "visitor_ttl": 7200,
                   "max_registrations_per_minute": 0, "max_visitors": 1000000}
-
+REFERENCE_OPTIONS = {**MODULE_OPTIONS, "visitor_ttl": REFERENCE_TTL_S}
+SERVERS = ("filled", "reference")
 
 
 def visitors(control):
     return int(control.eval("rpc:call(Node, mnesia, table_info, [clicktochat_visitor, size])"))
 
 
-def measure(server, control, level):
+def run(server, control, name):
+    pid = server.pid()
+    before = visitors(control)
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    r = run_wrk(server.url(PATH), name, TEMPLATE, "application/json",
+                THREADS, CONNECTIONS, SECONDS)
+    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    ok = r["requests"] - r["errors"]["status"]
+    return {"visitors_before": before, "ok": ok, "errors": r["errors"],
+            "started": t0, "ended": t1,
+            "throughput_per_s": ok / (r["duration_us"] / 1e6),
+            "latency_us": r["latency_us"],
+            "server_cpu_us_per_op": (cpu1 - cpu0) / max(ok, 1) * 1e6,
+            "server_cores_busy": (cpu1 - cpu0) / (t1 - t0),
+            "driver_cores_busy": r["driver_cpu_s"] / (t1 - t0)}
+
+
+def measure(servers, controls, level):
     runs = []
     for round_ in range(ROUNDS):
-        for side, (path, template) in SIDES.items():
-            pid = server.pid()
-            before = visitors(control)
-            cpu0, t0 = cpu_seconds(pid), time.monotonic()
-            r = run_wrk(server.url(path), f"l{level}r{round_}{side}", template,
-                        "application/json", THREADS, CONNECTIONS, SECONDS)
-            cpu1, t1 = cpu_seconds(pid), time.monotonic()
-            ok = r["requests"] - r["errors"]["status"]
-            run = {"side": side, "visitors_before": before, "ok": ok, "errors": r["errors"],
-                   "throughput_per_s": ok / (r["duration_us"] / 1e6),
-                   "latency_us": r["latency_us"],
-                   "server_cpu_us_per_op": (cpu1 - cpu0) / max(ok, 1) * 1e6,
-                   "server_cores_busy": (cpu1 - cpu0) / (t1 - t0),
-                   "driver_cores_busy": r["driver_cpu_s"] / (t1 - t0)}
-            runs.append(run)
-            print(f"  {before:7} visitors  {side:6} {run['throughput_per_s']:7.0f}/s"
+        order = SERVERS if round_ % 2 == 0 else SERVERS[::-1]
+        for side in order:
+            r = run(servers[side], controls[side], f"l{level}r{round_}{side[0]}")
+            r.update(side=side, round=round_)
+            runs.append(r)
+            print(f"  {r['visitors_before']:7} visitors  {side:9} {r['throughput_per_s']:7.0f}/s"
                   f"  p99 {r['latency_us']['p99']/1000:6.1f} ms"
-                  f"  server {run['server_cpu_us_per_op']:6.0f} us/op"
-                  f" ({run['server_cores_busy']:.2f} cores)"
-                  f"  wrk {run['driver_cores_busy']:.2f} cores"
+                  f"  server {r['server_cpu_us_per_op']:6.0f} us/op"
+                  f" ({r['server_cores_busy']:.2f} cores)"
+                  f"  wrk {r['driver_cores_busy']:.2f} cores"
                   f"  errors {sum(r['errors'].values())}", flush=True)
+    reference = [r for r in runs if r["side"] == "reference"]
+    # No reference visitor expired during the runs: the first ones made
+    # expire REFERENCE_TTL_S after that run started.
+    reference_clean = reference[-1]["ended"] < reference[0]["started"] + REFERENCE_TTL_S
     # Ours step by step, one process (register_steps.erl): which step grows.
-    steps = control.eval(f"""rpc:call(Node, register_steps, steps_only,
+    steps = controls["filled"].eval(f"""rpc:call(Node, register_steps, steps_only,
                                       [<<"{CLIENT_HOST}">>, {STEPS}, <<"s{level}_">>], 120000)""")
     print("  steps (us, one process): " + ", ".join(
         f"{k[2:]} {v:.0f}" for k, v in sorted(steps["steps_wall_us"].items())), flush=True)
-    mean = lambda side, f: sum(f(r) for r in runs if r["side"] == side) / ROUNDS  # noqa: E731
-    return {"level": level, "visitors_at_start": runs[0]["visitors_before"],
-            "visitors_at_end": visitors(control), "runs": runs, "ours_steps": steps,
-            **{side: {"throughput_per_s": mean(side, lambda r: r["throughput_per_s"]),
-                      "p99_us": mean(side, lambda r: r["latency_us"]["p99"]),
-                      "p50_us": mean(side, lambda r: r["latency_us"]["p50"]),
-                      "server_cpu_us_per_op": mean(side, lambda r: r["server_cpu_us_per_op"]),
-                      "driver_cores_busy": mean(side, lambda r: r["driver_cores_busy"])}
-               for side in SIDES}}
+
+    def side_figures(side):
+        mine = [r for r in runs if r["side"] == side]
+        return {"visitors_at_start": mine[0]["visitors_before"],
+                "throughput_per_s": median([r["throughput_per_s"] for r in mine]),
+                "p99_us": median([r["latency_us"]["p99"] for r in mine]),
+                "p50_us": median([r["latency_us"]["p50"] for r in mine]),
+                "server_cpu_us_per_op": median([r["server_cpu_us_per_op"] for r in mine]),
+                "driver_cores_busy": median([r["driver_cores_busy"] for r in mine])}
+
+    def ratio(field):
+        by_round = {}
+        for r in runs:
+            by_round.setdefault(r["round"], {})[r["side"]] = field(r)
+        return median([pair["filled"] / pair["reference"] for pair in by_round.values()])
+
+    filled = side_figures("filled")
+    return {"level": level, "visitors_at_start": filled["visitors_at_start"],
+            "visitors_at_end": visitors(controls["filled"]), "runs": runs,
+            "ours_steps": steps, "filled": filled, "reference": side_figures("reference"),
+            "reference_clean": reference_clean,
+            "filled_vs_reference": {
+                "throughput": ratio(lambda r: r["throughput_per_s"]),
+                "p99": ratio(lambda r: r["latency_us"]["p99"]),
+                "server_cpu_per_op": ratio(lambda r: r["server_cpu_us_per_op"])}}
+
+
+def wait_for_no_visitors(control, deadline_s):
+    """Until the reference's visitors have all expired (a condition with a
+    deadline, not a sleep)."""
+    deadline = time.monotonic() + deadline_s
+    while (left := visitors(control)) > 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reference: {left} visitors left after {deadline_s} s")
+        time.sleep(0.5)
 
 
 def fill(server, control, target, deadline):
     """Registrations of ours (wrk, bounded by time) until `target` visitors."""
-    path, template = SIDES["ours"]
     started, chunk = time.monotonic(), 0
     count = visitors(control)
     while count < target:
@@ -104,7 +155,7 @@ def fill(server, control, target, deadline):
         if chunk == 0:
             first = count
         seconds = int(max(1, min(30, (target - count) / rate)))
-        run_wrk(server.url(path), f"fill{target}c{chunk}", template, "application/json",
+        run_wrk(server.url(PATH), f"fill{target}c{chunk}", TEMPLATE, "application/json",
                 THREADS, CONNECTIONS, seconds)
         chunk += 1
         count = visitors(control)
@@ -190,66 +241,65 @@ def memory_per_visitor(before, after):
 
 
 def main():
-    def edit(config):
-        allow_api_register(config)
-        plain_for_client_host(config)
-    server = BenchSandbox("bench_visitors", 15305, 15306, MODULE_OPTIONS,
-                          stock_config=True, edit=edit)
+    servers = {
+        "filled": BenchSandbox("bench_visitors", 15305, 15306, MODULE_OPTIONS,
+                               stock_config=True, edit=plain_for_client_host),
+        "reference": BenchSandbox("bench_visitors_ref", 15314, 15315, REFERENCE_OPTIONS,
+                                  stock_config=True, edit=plain_for_client_host)}
     print(f"register vs live visitors {LEVELS}, plain passwords for {CLIENT_HOST}: "
-          f"wrk -t{THREADS} -c{CONNECTIONS} -d{SECONDS}s, {ROUNDS} rounds per level", flush=True)
+          f"wrk -t{THREADS} -c{CONNECTIONS} -d{SECONDS}s, {ROUNDS} rounds per level, "
+          f"filled server against a reference kept near none", flush=True)
     levels, fills, snapshots = [], [], {}
     deadline = time.monotonic() + FILL_LIMIT_S
-    with server.serving():
-        agents = register_and_connect_agents(server, 2)
-        control = Control(server)
+    with servers["filled"].serving(), servers["reference"].serving():
+        agents = [agent for side in SERVERS
+                  for agent in register_and_connect_agents(servers[side], 2)]
+        controls = {side: Control(servers[side]) for side in SERVERS}
         try:
-            load_register_steps(control)
-            for side, (path, template) in SIDES.items():
-                run_wrk(server.url(path), f"warm{side}", template, "application/json",
+            load_register_steps(controls["filled"])
+            for side in SERVERS:
+                run_wrk(servers[side].url(PATH), f"warm{side}", TEMPLATE, "application/json",
                         THREADS, CONNECTIONS, 1)
             for i, level in enumerate(LEVELS):
-                if i == len(LEVELS) - 1 and i > 0:
-                    snapshots["before"] = snapshot(server, control)
-                fills.append(fill(server, control, level, deadline))
-                if i == len(LEVELS) - 1 and i > 0:
-                    snapshots["after"] = snapshot(server, control)
-                levels.append(measure(server, control, level))
+                last = i == len(LEVELS) - 1 and i > 0
+                if last:
+                    snapshots["before"] = snapshot(servers["filled"], controls["filled"])
+                fills.append(fill(servers["filled"], controls["filled"], level, deadline))
+                if last:
+                    snapshots["after"] = snapshot(servers["filled"], controls["filled"])
+                wait_for_no_visitors(controls["reference"], 3 * REFERENCE_TTL_S)
+                levels.append(measure(servers, controls, level))
         finally:
-            control.close()
+            for control in controls.values():
+                control.close()
             for agent in agents:
                 agent.disconnect()
-    base = levels[0]["ours"]
-    for level in levels:
-        level["ours_vs_first_level"] = {
-            "throughput": level["ours"]["throughput_per_s"] / base["throughput_per_s"],
-            "p99": level["ours"]["p99_us"] / base["p99_us"],
-            "server_cpu_per_op": level["ours"]["server_cpu_us_per_op"]
-            / base["server_cpu_us_per_op"]}
-        level["ours_over_theirs"] = {
-            "throughput": level["ours"]["throughput_per_s"]
-            / level["theirs"]["throughput_per_s"],
-            "p99": level["ours"]["p99_us"] / level["theirs"]["p99_us"]}
-    worst = max(abs(level["ours_vs_first_level"][k] - 1)
+    worst = max(abs(level["filled_vs_reference"][k] - 1)
                 for level in levels for k in ("throughput", "p99"))
+    clean = all(level["reference_clean"] for level in levels)
     memory = (memory_per_visitor(snapshots["before"], snapshots["after"])
               if snapshots and snapshots["after"]["visitors"] > snapshots["before"]["visitors"]
               else None)
     for level in levels:
-        v = level["ours_vs_first_level"]
-        print(f"  {level['visitors_at_start']:7} visitors: ours throughput {v['throughput']:.2f}x,"
-              f" p99 {v['p99']:.2f}x, CPU/op {v['server_cpu_per_op']:.2f}x of the first level;"
-              f" ours/theirs {level['ours_over_theirs']['throughput']:.2f}x", flush=True)
+        v = level["filled_vs_reference"]
+        print(f"  {level['visitors_at_start']:7} visitors (reference "
+              f"{level['reference']['visitors_at_start']}): throughput {v['throughput']:.2f}x,"
+              f" p99 {v['p99']:.2f}x, CPU/op {v['server_cpu_per_op']:.2f}x the reference's"
+              + ("" if level["reference_clean"] else " (a reference visitor expired during"
+                 " the runs)"), flush=True)
     if memory:
         print(f"  memory per live visitor: {memory['total_bytes_per_visitor']:.0f} B "
               f"(erlang:memory total), RSS {memory['rss_bytes_per_visitor']:.0f} B", flush=True)
     write_json("visitors", {
-        "description": "register throughput/p99 against live visitors; memory per visitor",
+        "description": "register throughput/p99 against live visitors, a filled server "
+                       "against a reference kept near none; memory per visitor",
         "passwords": "plain for the client host (fill and measurements)",
         "wrk": {"threads": THREADS, "connections": CONNECTIONS, "seconds": SECONDS,
                 "rounds": ROUNDS},
-        "module_options": MODULE_OPTIONS,
+        "module_options": MODULE_OPTIONS, "reference_ttl_s": REFERENCE_TTL_S,
         "levels": levels, "fills": fills,
-        "flatness": {"worst_deviation": worst, "goal": 0.15, "met": worst <= 0.15},
+        "flatness": {"worst_deviation": worst, "goal": 0.15,
+                     "reference_clean": clean, "met": worst <= 0.15 and clean},
         "memory": memory,
         "snapshots": {k: {f: v for f, v in s.items() if f not in ("ets", "process_memory", "spool_files")}
                       for k, s in snapshots.items()},
