@@ -201,6 +201,8 @@ def visitors_section(r):
            "starts (each run adds its own registrations). Figures are medians of the rounds; "
            "the ratios, the median of each round's filled / reference. "
            "Goal: the filled server within +-15 % of the reference at every level."
+           + (" Measured here: ejabberd's own mod_http_api `register` (the fills are ours)."
+              if r.get("measured") == "theirs" else "")
            + (f" Server VM flags: `{r['erl_options']}`." if r.get("erl_options") else ""), ""]
     rows = []
     for level in r["levels"]:

@@ -5,10 +5,10 @@ Two servers, the same configuration, side by side: the *filled* one, which
 wrk fills with registrations of ours to about 0, 10 000, 50 000 and 100 000
 live visitors, and the *reference*, kept near none (its visitor_ttl is
 REFERENCE_TTL_S, and each level waits until every visitor it had has
-expired). At each level, wrk runs of POST /clicktochat/register alternate
-between them (filled, reference, reference, filled, filled, reference: a
-drift of the machine in time weighs on both alike), each with the server's
-CPU per registration. Flatness is the filled server against the reference
+expired, then until both servers are idle). At each level, wrk runs of
+POST /clicktochat/register alternate between them (filled, reference,
+reference, filled, filled, reference: a drift of the machine in time weighs
+on both alike), each with the server's CPU per registration. Flatness is the filled server against the reference
 in the same level, round by round (the median of the rounds' ratios):
 everything that grows with live visitors, their accounts in ejabberd's
 tables and their rows in ours, is in the filled server alone. At the first
@@ -34,14 +34,21 @@ visitor = growth / visitors added.
 
     /usr/bin/python3 test/bench/visitors_bench.py [seconds per run] [levels...]
 
+With VISITORS_BENCH_MEASURE=theirs, the runs at each level register through
+ejabberd's own mod_http_api `register` instead (the fills are still ours):
+ejabberd's share of what grows. Those accounts are no visitors and do not
+expire: both servers gather the same number of them.
+
 writes _build/bench/visitors.json. Ports 15305-15306 (filled) and
 15314-15315 (reference).
 """
 
+import os
 import sys
 import time
 
-from benchlib import (SIDES, BenchSandbox, Control, cpu_seconds, load_register_steps,
+from benchlib import (SIDES, BenchSandbox, Control, allow_api_register, cpu_seconds,
+                      load_register_steps,
                       median, node_ets, plain_for_client_host, register_and_connect_agents,
                       rss_bytes, run_wrk, write_json)
 from sandbox import CLIENT_HOST
@@ -54,8 +61,13 @@ THREADS, CONNECTIONS = 2, 16
 FILL_LIMIT_S = 600     # the whole fill, whatever the machine
 # The reference's visitors expire this long after they registered: longer
 # than a level's runs take (checked), short enough to wait for between levels.
-REFERENCE_TTL_S = 40
+REFERENCE_TTL_S = 30
+# Before a level's runs, both servers settle: under this share of a core
+# over a window (an idle node's own ticks stay well below it).
+IDLE_CORES, IDLE_WINDOW_S = 0.1, 0.5
 PATH, TEMPLATE = SIDES["ours"]
+MEASURED = os.environ.get("VISITORS_BENCH_MEASURE", "ours")
+MEASURED_PATH, MEASURED_TEMPLATE = SIDES[MEASURED]
 
 MODULE_OPTIONS = {"max_sessions": 100000, "visitor_ttl": 7200,
                   "max_registrations_per_minute": 0, "max_visitors": 1000000}
@@ -71,7 +83,7 @@ def run(server, control, name):
     pid = server.pid()
     before = visitors(control)
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
-    r = run_wrk(server.url(PATH), name, TEMPLATE, "application/json",
+    r = run_wrk(server.url(MEASURED_PATH), name, MEASURED_TEMPLATE, "application/json",
                 THREADS, CONNECTIONS, SECONDS)
     cpu1, t1 = cpu_seconds(pid), time.monotonic()
     ok = r["requests"] - r["errors"]["status"]
@@ -132,6 +144,24 @@ def measure(servers, controls, level):
                 "throughput": ratio(lambda r: r["throughput_per_s"]),
                 "p99": ratio(lambda r: r["latency_us"]["p99"]),
                 "server_cpu_per_op": ratio(lambda r: r["server_cpu_us_per_op"])}}
+
+
+def wait_until_idle(servers, deadline_s):
+    """Until every server's CPU over IDLE_WINDOW_S is under IDLE_CORES: what a
+    fill or the reference's expiries left the node to do in the background
+    (Mnesia's log dumps, dets) is done before the runs, not charged to the
+    first of them. (The first run after a fill was the level's slowest, p99
+    up to 7x the others', while the reference's came after it was idle.)"""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        before = {side: cpu_seconds(server.pid()) for side, server in servers.items()}
+        time.sleep(IDLE_WINDOW_S)
+        busy = {side: (cpu_seconds(server.pid()) - before[side]) / IDLE_WINDOW_S
+                for side, server in servers.items()}
+        if all(cores < IDLE_CORES for cores in busy.values()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"servers still busy after {deadline_s} s: {busy}")
 
 
 def wait_for_no_visitors(control, deadline_s):
@@ -240,12 +270,17 @@ def memory_per_visitor(before, after):
             "goal_bytes": 1024, "met": categories["total"] <= 1024}
 
 
+def edit(config):
+    plain_for_client_host(config)
+    allow_api_register(config)
+
+
 def main():
     servers = {
         "filled": BenchSandbox("bench_visitors", 15305, 15306, MODULE_OPTIONS,
-                               stock_config=True, edit=plain_for_client_host),
+                               stock_config=True, edit=edit),
         "reference": BenchSandbox("bench_visitors_ref", 15314, 15315, REFERENCE_OPTIONS,
-                                  stock_config=True, edit=plain_for_client_host)}
+                                  stock_config=True, edit=edit)}
     print(f"register vs live visitors {LEVELS}, plain passwords for {CLIENT_HOST}: "
           f"wrk -t{THREADS} -c{CONNECTIONS} -d{SECONDS}s, {ROUNDS} rounds per level, "
           f"filled server against a reference kept near none", flush=True)
@@ -258,8 +293,8 @@ def main():
         try:
             load_register_steps(controls["filled"])
             for side in SERVERS:
-                run_wrk(servers[side].url(PATH), f"warm{side}", TEMPLATE, "application/json",
-                        THREADS, CONNECTIONS, 1)
+                run_wrk(servers[side].url(MEASURED_PATH), f"warm{side}", MEASURED_TEMPLATE,
+                        "application/json", THREADS, CONNECTIONS, 1)
             for i, level in enumerate(LEVELS):
                 last = i == len(LEVELS) - 1 and i > 0
                 if last:
@@ -268,6 +303,7 @@ def main():
                 if last:
                     snapshots["after"] = snapshot(servers["filled"], controls["filled"])
                 wait_for_no_visitors(controls["reference"], 3 * REFERENCE_TTL_S)
+                wait_until_idle(servers, 120)
                 levels.append(measure(servers, controls, level))
         finally:
             for control in controls.values():
@@ -294,6 +330,7 @@ def main():
         "description": "register throughput/p99 against live visitors, a filled server "
                        "against a reference kept near none; memory per visitor",
         "passwords": "plain for the client host (fill and measurements)",
+        "measured": MEASURED,
         "wrk": {"threads": THREADS, "connections": CONNECTIONS, "seconds": SECONDS,
                 "rounds": ROUNDS},
         "module_options": MODULE_OPTIONS, "reference_ttl_s": REFERENCE_TTL_S,
