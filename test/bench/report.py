@@ -194,8 +194,8 @@ def visitors_section(r):
     out = ["## Registration against live visitors", "", r.get("description", "") + ".",
            f"Passwords: {r.get('passwords')}. Each level: wrk "
            f"`-t{r['wrk']['threads']} -c{r['wrk']['connections']} -d{r['wrk']['seconds']}s` "
-           f"against the filled server and against the reference (its visitor_ttl "
-           f"{r['reference_ttl_s']} s; each level waits until it has none), "
+           "against the filled server and against the reference (a fresh server at each "
+           "level; both idle before the runs), "
            f"{r['wrk']['rounds']} rounds alternating (filled, reference, reference, filled, "
            "...); the level is the filled server's count of live visitors when its first run "
            "starts (each run adds its own registrations). Figures are medians of the rounds; "
@@ -220,8 +220,7 @@ def visitors_section(r):
     flat = r["flatness"]
     out += ["", f"Worst deviation of the filled server from the reference (throughput or "
             f"p99): **{flat['worst_deviation'] * 100:.0f} %**. Goal {yes(flat['met'])}."
-            + ("" if flat["reference_clean"] else
-               " (Some reference visitor expired during a level's runs: see the JSON.)"), ""]
+            , ""]
     if all(level.get("ours_steps") for level in r["levels"]):
         keys = sorted(r["levels"][0]["ours_steps"]["steps_wall_us"])
         out += ["The filled server step by step at each level (test/bench/register_steps.erl, "
