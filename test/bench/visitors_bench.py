@@ -54,9 +54,8 @@ import sys
 import time
 
 from benchlib import (SIDES, BenchSandbox, Control, allow_api_register, cpu_seconds,
-                      load_register_steps,
-                      median, node_ets, plain_for_client_host, register_and_connect_agents,
-                      rss_bytes, run_wrk, write_json)
+                      load_register_steps, median, node_ets, plain_for_client_host,
+                      register_and_connect_agents, rss_bytes, run_wrk, write_json)
 from sandbox import CLIENT_HOST
 
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
@@ -90,7 +89,6 @@ def run(server, control, name):
     cpu1, t1 = cpu_seconds(pid), time.monotonic()
     ok = r["requests"] - r["errors"]["status"]
     return {"visitors_before": before, "ok": ok, "errors": r["errors"],
-            "started": t0, "ended": t1,
             "throughput_per_s": ok / (r["duration_us"] / 1e6),
             "latency_us": r["latency_us"],
             "server_cpu_us_per_op": (cpu1 - cpu0) / max(ok, 1) * 1e6,
@@ -145,10 +143,10 @@ def measure(servers, controls, level):
 
 def wait_until_idle(servers, deadline_s):
     """Until every server's CPU over IDLE_WINDOW_S is under IDLE_CORES: what a
-    fill or the reference's expiries left the node to do in the background
+    fill, or a fresh server's start, left the node to do in the background
     (Mnesia's log dumps, dets) is done before the runs, not charged to the
-    first of them. (The first run after a fill was the level's slowest, p99
-    up to 7x the others', while the reference's came after it was idle.)"""
+    first of them. (Without it the first run after a fill was the level's
+    slowest, p99 up to 7x the others'.)"""
     deadline = time.monotonic() + deadline_s
     while True:
         before = {side: cpu_seconds(server.pid()) for side, server in servers.items()}
