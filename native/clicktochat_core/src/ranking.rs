@@ -99,8 +99,10 @@ impl Ranking {
         id
     }
 
-    /// The smallest-ranked id but `excluded`, with its rank.
-    pub fn first_other_than(&self, excluded: Option<u32>) -> Option<(Rank, u32)> {
+    /// The smallest-ranked id but `excluded`, with its rank, left in place:
+    /// what `pop_first_other_than` takes (the tests check one by the other).
+    #[cfg(test)]
+    fn first_other_than(&self, excluded: Option<u32>) -> Option<(Rank, u32)> {
         let (load, at) = self.locate_first_other_than(excluded)?;
         let &(stamp, id) = self.buckets[load].get(at)?;
         Some(((load as u32, stamp), id))
