@@ -219,8 +219,7 @@ def visitors_section(r):
                       "CPU/op filled/ref"], rows))
     flat = r["flatness"]
     out += ["", f"Worst deviation of the filled server from the reference (throughput or "
-            f"p99): **{flat['worst_deviation'] * 100:.0f} %**. Goal {yes(flat['met'])}."
-            , ""]
+            f"p99): **{flat['worst_deviation'] * 100:.0f} %**. Goal {yes(flat['met'])}.", ""]
     if all(level.get("ours_steps") for level in r["levels"]):
         keys = sorted(r["levels"][0]["ours_steps"]["steps_wall_us"])
         out += ["The filled server step by step at each level (test/bench/register_steps.erl, "
