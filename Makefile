@@ -33,7 +33,7 @@ NPM_CI = npm ci --no-audit --no-fund --loglevel=error
 # Debian's python, which has python3-slixmpp and python3-pytest (not pyenv's).
 PYTHON = /usr/bin/python3
 
-.PHONY: all nif beams widget npm-deps deps bench-deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration test-widget lint demo demo-stop bench bench-rotation bench-report fuzz clean
+.PHONY: all nif beams widget npm-deps deps bench-deps install uninstall test test-rust test-erlang test-rebar3 test-fuzz test-integration test-widget lint demo demo-stop bench bench-rotation bench-scale bench-report fuzz clean
 
 all: nif beams widget
 
@@ -162,17 +162,15 @@ bench-rotation: nif beams
 	erlc -I erlang_src -o _build/bench test/bench/rotation_bench.erl
 	erl -noshell -pa ebin -pa _build/bench -run rotation_bench main $(ROTATION_BENCH_JSON)
 
-# The rotation's hot path (bench-rotation, above);
-# the assignment read path: Mnesia dirty_read against ETS and a transaction;
-# a pick + release from a node that does not own the rotation (erpc); what
-# a session and a visitor cost on the stock configuration; the archive
-# writer's cost per message against conversation length (and the previous
-# layout), Riak round trips per message. Then the server-level figures, each
-# against an alternative in the same run, as JSON in _build/bench/: POST
-# /register against mod_http_api's register (SCRAM and plain), registration
-# against live visitors and the memory of one, server CPU per chat message
-# with the archive on and off; and docs/performance.md (+ docs/perf_*.png)
-# from every _build/bench/*.json.
+# The figures of docs/performance.md, each against an alternative in the
+# same run, as JSON in _build/bench/: the rotation's hot path
+# (bench-rotation, above); the archive writer's cost per message against
+# conversation length (and the previous layouts), Riak round trips per
+# message; then the server-level figures: POST /register against
+# mod_http_api's register (SCRAM and plain), registration against live
+# visitors and the memory of one, server CPU per chat message with the
+# archive on and off, a widget visitor's login; and docs/performance.md
+# (+ docs/perf_*.png) from every _build/bench/*.json.
 # seconds per wrk run, rounds (A B A B...)
 BENCH_REGISTER ?= 5 4
 # seconds per wrk run, live visitor levels
@@ -180,11 +178,6 @@ BENCH_VISITORS ?= 3 0 10000 50000 100000
 # pairs, seconds per phase, rounds
 BENCH_CHAT ?= 40 5 4
 bench: all npm-deps bench-deps bench-rotation
-	erlc -o _build/bench test/bench/assignment_bench.erl
-	erl -noshell -pa _build/bench -run assignment_bench main 100000 1000000
-	erlc -o _build/bench test/bench/cluster_bench.erl
-	erl -sname clicktochat_bench -noshell -pa ebin -pa _build/bench -run cluster_bench main 20000
-	$(PYTHON) test/bench/session_cost.py 100
 	cargo bench -p clicktochat_core --bench archive_writer -- $(CURDIR)/_build/bench/archive.json
 	cargo bench -p clicktochat_core --bench riak_pushes -- $(CURDIR)/_build/bench/riak.json
 	$(PYTHON) test/bench/register_bench.py $(BENCH_REGISTER)
@@ -192,6 +185,19 @@ bench: all npm-deps bench-deps bench-rotation
 	$(PYTHON) test/bench/chat_bench.py $(BENCH_CHAT)
 	$(PYTHON) test/bench/widget_login_bench.py
 	$(PYTHON) test/bench/report.py
+
+# The figures docs/scale.md plans with (printed, not written to
+# docs/performance.md): the assignment read path (Mnesia dirty_read against
+# ETS and a transaction), a pick + release from a node that does not own
+# the rotation (erpc), what a session and a visitor cost on the stock
+# configuration. About 5 minutes.
+bench-scale: deps nif beams
+	@mkdir -p _build/bench
+	erlc -o _build/bench test/bench/assignment_bench.erl
+	erl -noshell -pa _build/bench -run assignment_bench main 100000 1000000
+	erlc -o _build/bench test/bench/cluster_bench.erl
+	erl -sname clicktochat_bench -noshell -pa ebin -pa _build/bench -run cluster_bench main 20000
+	$(PYTHON) test/bench/session_cost.py 100
 
 # docs/performance.md again from the _build/bench/*.json there are.
 bench-report:
