@@ -21,6 +21,12 @@ our own overhead becomes visible). Two agents online with max_sessions
 100000, visitor_ttl 1 h (no visitor expires during the bench), no rate
 limit, max_visitors 10^6.
 
+Then, inside the node (register_steps.erl): both handlers one at a time and
+from 16 processes, ours step by step; with plain passwords also where
+ours' tail goes (each step's share of the slowest 1%) and the p99 of ours,
+theirs and ejabberd_auth:try_register alone at one offered rate (an open
+loop), which tells a tail of ours from one of the account store both use.
+
     /usr/bin/python3 test/bench/register_bench.py [seconds per run] [rounds]
 
 writes _build/bench/register.json. Ports 15301-15304.
@@ -113,14 +119,38 @@ def summary(runs):
     return out
 
 
-def in_node_profile(control, count=300):
+# The tails at one offered rate (plain passwords): below what either side
+# sustains in the node (theirs ~900-1 100/s from 16 processes here), so
+# that the tail is what a stall costs, not a queue that never drains.
+PACED_RATE, PACED_MS, PACED_ROUNDS = 600, 6000, 3
+
+
+def in_node_profile(control, count, tails):
     """register_steps.erl, compiled here and loaded into the running node:
-    both handlers called directly, and ours step by step."""
+    both handlers called directly, and ours step by step; with tails, where
+    ours' tail goes (step by step, 16 processes) and the tails of ours,
+    theirs and ejabberd_auth:try_register alone at one offered rate."""
     load_register_steps(control)
     profile = control.eval(f"""rpc:call(Node, register_steps, run,
                                         [<<"{CLIENT_HOST}">>, {count}, <<"prof">>], 300000)""")
     if not isinstance(profile, dict):
         raise RuntimeError(f"register_steps:run/3 failed: {profile}")
+    if tails:
+        profile["tail_steps"] = control.eval(f"""rpc:call(Node, register_steps, tail_steps,
+                                    [<<"{CLIENT_HOST}">>, 16, 3000, <<"tail">>], 60000)""")
+        t = profile["tail_steps"]
+        print(f"  ours' tail, 16 processes: p50 {t['total']['p50_us'] / 1000:.1f} ms, p99 "
+              f"{t['total']['p99_us'] / 1000:.1f} ms; in the slowest 1% (ms): " + ", ".join(
+                  f"{k[2:]} {v['slowest_1pct_mean_us'] / 1000:.2f}"
+                  for k, v in sorted(t["steps"].items())), flush=True)
+        profile["paced"] = control.eval(f"""rpc:call(Node, register_steps, paced,
+                                    [<<"{CLIENT_HOST}">>, {PACED_RATE}, {PACED_MS}, {PACED_ROUNDS},
+                                     <<"paced">>], 120000)""")
+        for run in profile["paced"]["runs"]:
+            r = run["result"]
+            print(f"  {PACED_RATE}/s offered, open loop: {run['side']:17} p50 "
+                  f"{r['p50_us'] / 1000:5.1f} ms p99 {r['p99_us'] / 1000:6.1f} ms max "
+                  f"{r['max_us'] / 1000:6.1f} ms", flush=True)
     h = profile["handlers"]
     print(f"  in the node, one process: ours' handler {h['ours_handler']['wall_us']:.0f} us, "
           f"theirs' {h['theirs_handler']['wall_us']:.0f} us per registration; the command "
@@ -172,7 +202,8 @@ def bench(mode, c2s_port, http_port):
                     runs.append(one_run(server, control, side, f"r{round_}{side}", SECONDS))
             visitors = int(control.eval("rpc:call(Node, mnesia, table_info, "
                                         "[clicktochat_visitor, size])"))
-            profile = in_node_profile(control, 100 if mode == "scram" else 300)
+            profile = in_node_profile(control, 100 if mode == "scram" else 300,
+                                      tails=mode == "plain")
         finally:
             control.close()
             for agent in agents:

@@ -19,7 +19,7 @@
 %%% other processes do for the call, mnesia_tm's commit for one).
 -module(register_steps).
 
--export([run/3, steps_only/3]).
+-export([run/3, steps_only/3, tail_steps/4, paced/5]).
 
 -include("ejabberd_http.hrl").
 -include("clicktochat.hrl").
@@ -32,15 +32,14 @@ run(Host, N, Prefix) ->
     Name = fun() -> <<Prefix/binary, (integer_to_binary(erlang:unique_integer([positive])))/binary>>
            end,
     Ours = fun() ->
-                   Body = <<"{\"username\":\"", (Name())/binary, "\",\"password\":\"pw\"}">>,
-                   {201, _, _} = mod_http_clicktochat:process([<<"register">>],
-                                                               request(Host, <<"/clicktochat/register">>, Body))
+                   {201, _, _} = mod_http_clicktochat:process(
+                                   [<<"register">>], request(Host, <<"/clicktochat/register">>,
+                                                             ours_body(Name())))
            end,
     Theirs = fun() ->
-                     Body = <<"{\"user\":\"", (Name())/binary, "\",\"host\":\"", Host/binary,
-                              "\",\"password\":\"pw\"}">>,
-                     {200, _, _} = mod_http_api:process([<<"register">>],
-                                                        request(Host, <<"/api/register">>, Body))
+                     {200, _, _} = mod_http_api:process(
+                                     [<<"register">>], request(Host, <<"/api/register">>,
+                                                               theirs_body(Name(), Host)))
              end,
     Admin = fun() -> {ok, _} = ejabberd_admin:register(Name(), Host, <<"pw">>) end,
     Auth = fun() -> ok = ejabberd_auth:try_register(Name(), Host, <<"pw">>) end,
@@ -191,9 +190,109 @@ average(Ms) ->
     #{wall_us => lists:sum([maps:get(wall_us, M) || M <- Ms]) / length(Ms),
       node_cpu_us => lists:sum([maps:get(node_cpu_us, M) || M <- Ms]) / length(Ms)}.
 
+%% The tails at one offered rate: ours' handler, theirs' and
+%% ejabberd_auth:try_register alone (the account both create), each started
+%% Rate times a second on a fixed schedule for Ms milliseconds whatever the
+%% answers (an open loop: a stall delays no request's start, so every
+%% request it holds up is counted), in Rounds rounds of alternating order.
+%% Latency runs from a request's scheduled start to its answer.
+-spec paced(binary(), pos_integer(), pos_integer(), pos_integer(), binary()) -> map().
+paced(Host, Rate, Ms, Rounds, Prefix) ->
+    Name = fun() -> <<Prefix/binary, (integer_to_binary(erlang:unique_integer([positive])))/binary>>
+           end,
+    Sides = [{ours_handler, fun() -> {201, _, _} = mod_http_clicktochat:process(
+                                      [<<"register">>], request(Host, <<"/clicktochat/register">>,
+                                                                ours_body(Name()))) end},
+             {theirs_handler, fun() -> {200, _, _} = mod_http_api:process(
+                                        [<<"register">>], request(Host, <<"/api/register">>,
+                                                                  theirs_body(Name(), Host))) end},
+             {auth_try_register, fun() -> ok = ejabberd_auth:try_register(Name(), Host, <<"pw">>) end}],
+    Runs = [{Label, open_loop(F, Rate, Ms)}
+            || Round <- lists:seq(1, Rounds),
+               {Label, F} <- case Round rem 2 of 1 -> Sides; 0 -> lists:reverse(Sides) end],
+    #{rate_per_s => Rate, ms => Ms, rounds => Rounds,
+      runs => [#{side => L, result => R} || {L, R} <- Runs]}.
+
+open_loop(F, Rate, Ms) ->
+    Parent = self(),
+    Count = Rate * Ms div 1000,
+    T0 = erlang:monotonic_time(microsecond),
+    Start = fun(I) -> T0 + I * 1000000 div Rate end,
+    launch(F, Parent, Start, 0, Count),
+    Latencies = lists:sort([receive {answered, Us} -> Us end || _ <- lists:seq(1, Count)]),
+    Pct = fun(P) -> lists:nth(max(1, round(P * Count)), Latencies) end,
+    #{requests => Count, p50_us => Pct(0.5), p99_us => Pct(0.99), max_us => lists:last(Latencies),
+      seconds => (erlang:monotonic_time(microsecond) - T0) / 1.0e6}.
+
+%% Every request whose time has come is started, then a millisecond's sleep.
+launch(_F, _Parent, _Start, I, Count) when I >= Count -> ok;
+launch(F, Parent, Start, I, Count) ->
+    Now = erlang:monotonic_time(microsecond),
+    case Start(I) =< Now of
+        true ->
+            At = Start(I),
+            spawn_link(fun() -> F(), Parent ! {answered, erlang:monotonic_time(microsecond) - At} end),
+            launch(F, Parent, Start, I + 1, Count);
+        false ->
+            timer:sleep(1),
+            launch(F, Parent, Start, I, Count)
+    end.
+
+ours_body(Name) -> <<"{\"username\":\"", Name/binary, "\",\"password\":\"pw\"}">>.
+
+theirs_body(Name, Host) ->
+    <<"{\"user\":\"", Name/binary, "\",\"host\":\"", Host/binary, "\",\"password\":\"pw\"}">>.
+
+%% Where ours' tail goes: Workers processes registering step by step for Ms
+%% milliseconds (as wrk's connections do, without HTTP), every
+%% registration's steps kept: for the whole registration and for each step,
+%% p50 and p99; and in the slowest 1% of registrations, the mean time of
+%% each step (which step the tail waits in).
+-spec tail_steps(binary(), pos_integer(), pos_integer(), binary()) -> map().
+tail_steps(Host, Workers, Ms, Prefix) ->
+    Name = fun() -> <<Prefix/binary, (integer_to_binary(erlang:unique_integer([positive])))/binary>>
+           end,
+    One = one_step_by_step(Host, Name),
+    Parent = self(),
+    Stop = erlang:monotonic_time(millisecond) + Ms,
+    Loop = fun Loop(Acc) ->
+                   case erlang:monotonic_time(millisecond) < Stop of
+                       true -> Loop([One(#{}) | Acc]);
+                       false -> Acc
+                   end
+           end,
+    Pids = [spawn_link(fun() -> Parent ! {steps, self(), Loop([])} end)
+            || _ <- lists:seq(1, Workers)],
+    All = lists:append([receive {steps, P, S} -> S end || P <- Pids]),
+    Totals = lists:sort([{lists:sum(maps:values(S)), S} || S <- All]),
+    Count = length(Totals),
+    Pct = fun(Sorted, P) -> lists:nth(max(1, round(P * length(Sorted))), Sorted) / 1000 end,
+    Tail = lists:nthtail(Count - max(1, Count div 100), Totals),
+    Keys = maps:keys(element(2, hd(Totals))),
+    #{registrations => Count,
+      total => #{p50_us => Pct([T || {T, _} <- Totals], 0.5),
+                 p99_us => Pct([T || {T, _} <- Totals], 0.99)},
+      steps => maps:from_list(
+                 [{K, #{p50_us => Pct(lists:sort([maps:get(K, S) || {_, S} <- Totals]), 0.5),
+                        p99_us => Pct(lists:sort([maps:get(K, S) || {_, S} <- Totals]), 0.99),
+                        slowest_1pct_mean_us =>
+                            lists:sum([maps:get(K, S) || {_, S} <- Tail]) / length(Tail) / 1000}}
+                  || K <- Keys])}.
+
 %% clicktochat_api:register/3 then clicktochat_visitors:register/3, step by
 %% step (no waiting line: every registration gets an agent, claimed with it).
 steps(Host, N, Name) ->
+    One = one_step_by_step(Host, Name),
+    {Cpu0, _} = statistics(runtime),
+    T0 = erlang:monotonic_time(nanosecond),
+    Totals = lists:foldl(fun(_, Acc) -> One(Acc) end, #{}, lists:seq(1, N)),
+    Wall = (erlang:monotonic_time(nanosecond) - T0) / 1000 / N,
+    {Cpu1, _} = statistics(runtime),
+    #{total => #{wall_us => Wall, node_cpu_us => (Cpu1 - Cpu0) * 1000 / N},
+      steps_wall_us => maps:map(fun(_K, Ns) -> Ns / 1000 / N end, Totals)}.
+
+%% One registration, each step's nanoseconds added to the map's.
+one_step_by_step(Host, Name) ->
     Instance = clicktochat_instance:for_request(Host),
     Timed = fun(Key, F, Acc) ->
                     T0 = erlang:monotonic_time(nanosecond),
@@ -202,7 +301,7 @@ steps(Host, N, Name) ->
                                          erlang:monotonic_time(nanosecond) - T0, Acc)}
             end,
     One = fun(Acc0) ->
-                  Body = <<"{\"username\":\"", (Name())/binary, "\",\"password\":\"pw\"}">>,
+                  Body = ours_body(Name()),
                   {Headers, Acc1} = Timed(a_content_negotiation, fun() ->
                       mod_http_clicktochat:response_format([{'Content-Type', <<"application/json">>}]),
                       mod_http_clicktochat:request_format([{'Content-Type', <<"application/json">>}])
@@ -228,10 +327,4 @@ steps(Host, N, Name) ->
                   end, Acc10),
                   Acc11
           end,
-    {Cpu0, _} = statistics(runtime),
-    T0 = erlang:monotonic_time(nanosecond),
-    Totals = lists:foldl(fun(_, Acc) -> One(Acc) end, #{}, lists:seq(1, N)),
-    Wall = (erlang:monotonic_time(nanosecond) - T0) / 1000 / N,
-    {Cpu1, _} = statistics(runtime),
-    #{total => #{wall_us => Wall, node_cpu_us => (Cpu1 - Cpu0) * 1000 / N},
-      steps_wall_us => maps:map(fun(_K, Ns) -> Ns / 1000 / N end, Totals)}.
+    One.

@@ -35,6 +35,7 @@ Files it knows (anything else found is listed with its headline values):
 """
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -103,17 +104,21 @@ def plot(name, title, xlabel, ylabel, curves, logx=False):
 
 
 def machine_section(results):
-    machines = {json.dumps(r.get("machine"), sort_keys=True, default=str): r.get("machine")
-                for r in results.values() if r.get("machine")}
-    out = ["## Machine", ""]
-    for m in machines.values():
-        out.append(f"- {m.get('nproc')} CPUs ({m.get('cpu')}), {m.get('os')}, "
-                   f"kernel {m.get('kernel')}; Erlang/OTP {m.get('otp')}, "
-                   f"ejabberd {m.get('ejabberd')} (Debian); load average when a bench "
-                   f"started: {', '.join(f'{x:.2f}' for x in m.get('loadavg_at_start', []))}")
-    out.append("")
-    out.append("Taken: " + ", ".join(f"{name} {r.get('taken_at', '?')}"
-                                     for name, r in sorted(results.items())))
+    """The machine once (each bench records it, with the load average when it
+    started), then when each bench ran and that load."""
+    def described(m):
+        return (f"{m.get('nproc')} CPUs ({m.get('cpu')}), {m.get('os')}, "
+                f"kernel {m.get('kernel')}; Erlang/OTP {m.get('otp')}, "
+                f"ejabberd {m.get('ejabberd')} (Debian)")
+    machines = dict.fromkeys(described(r["machine"]) for r in results.values()
+                             if r.get("machine"))
+    out = ["## Machine", ""] + [f"- {m}" for m in machines] + [""]
+
+    def when(r):
+        load = (r.get("machine") or {}).get("loadavg_at_start")
+        return r.get("taken_at", "?") + (
+            f" (load average {', '.join(f'{x:.2f}' for x in load)})" if load else "")
+    out.append("Taken: " + ", ".join(f"{name} {when(r)}" for name, r in sorted(results.items())))
     return out
 
 
@@ -187,7 +192,46 @@ def in_node_lines(p):
         out += ["", table(["16 processes, 2 s", "per s", "p50 ms", "p99 ms", "node CPU us/op",
                            "longest message queues (mean)",
                            "other processes' reductions per registration"], rows)]
-    return out + [""]
+    return out + [""] + tail_lines(p)
+
+
+def tail_lines(p):
+    """Where ours' tail goes, and the tails at one offered rate."""
+    out = []
+    t = p.get("tail_steps")
+    if t:
+        steps = sorted(t["steps"].items())
+        slowest = sum(v["slowest_1pct_mean_us"] for _, v in steps)
+        out += [f"Ours' tail, step by step (16 processes, 3 s, {t['registrations']} "
+                f"registrations): p50 {t['total']['p50_us'] / 1000:.1f} ms, p99 "
+                f"{t['total']['p99_us'] / 1000:.1f} ms. In the slowest 1%, each step's mean "
+                "and share: what the tail waits in.", "",
+                table(["step", "p50 us", "p99 us", "slowest 1 %: mean us", "share"],
+                      [[k[2:].replace("_", " "), v["p50_us"], v["p99_us"],
+                        v["slowest_1pct_mean_us"],
+                        f"{v['slowest_1pct_mean_us'] / slowest * 100:.1f} %"]
+                       for k, v in steps]), ""]
+    paced = p.get("paced")
+    if paced:
+        runs = paced["runs"]
+        sides = list(dict.fromkeys(r["side"] for r in runs))
+        p99 = {side: statistics.median([r["result"]["p99_us"] for r in runs if r["side"] == side])
+               for side in sides}
+        out += [f"The tails at one offered rate: {paced['rate_per_s']} registrations a second "
+                f"started on a fixed schedule for {paced['ms'] / 1000:.0f} s whatever the answers "
+                "(an open loop: a stall delays no start, so every request it holds up counts), "
+                f"{paced['rounds']} rounds in alternating order; latency from a request's "
+                "scheduled start. ejabberd_auth:try_register alone is the account both "
+                "handlers create.", "",
+                table(["side", "requests", "p50 ms", "p99 ms", "max ms"],
+                      [[r["side"].replace("_", " "), r["result"]["requests"],
+                        r["result"]["p50_us"] / 1000, r["result"]["p99_us"] / 1000,
+                        r["result"]["max_us"] / 1000] for r in runs]), "",
+                f"Median p99: ours / theirs {p99['ours_handler'] / p99['theirs_handler']:.2f}x, "
+                f"ours / try_register alone {p99['ours_handler'] / p99['auth_try_register']:.2f}x, "
+                f"theirs / try_register alone "
+                f"{p99['theirs_handler'] / p99['auth_try_register']:.2f}x.", ""]
+    return out
 
 
 def visitors_section(r):
