@@ -44,7 +44,7 @@
 -define(AGENT_COUNTS, [10, 1000, 100000]).
 -define(ROUTINGS, [round_robin, least_busy]).
 -define(GEN_SERVER_AGENTS, 100).
--define(ROUNDS, 7).
+-define(ROUNDS, 15).
 %% Each sample runs about this long.
 -define(SAMPLE_MS, 150).
 %% Part 2.
