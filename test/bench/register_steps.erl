@@ -28,21 +28,10 @@
 
 -spec run(binary(), pos_integer(), binary()) -> map().
 run(Host, N, Prefix) ->
-    %% Unique across the concurrent workers too.
-    Name = fun() -> <<Prefix/binary, (integer_to_binary(erlang:unique_integer([positive])))/binary>>
-           end,
-    Ours = fun() ->
-                   {201, _, _} = mod_http_clicktochat:process(
-                                   [<<"register">>], request(Host, <<"/clicktochat/register">>,
-                                                             ours_body(Name())))
-           end,
-    Theirs = fun() ->
-                     {200, _, _} = mod_http_api:process(
-                                     [<<"register">>], request(Host, <<"/api/register">>,
-                                                               theirs_body(Name(), Host)))
-             end,
+    Name = names(Prefix),
+    #{ours_handler := Ours, theirs_handler := Theirs, auth_try_register := Auth} =
+        registrations(Host, Name),
     Admin = fun() -> {ok, _} = ejabberd_admin:register(Name(), Host, <<"pw">>) end,
-    Auth = fun() -> ok = ejabberd_auth:try_register(Name(), Host, <<"pw">>) end,
     _ = [F() || F <- [Ours, Theirs, Admin, Auth]],      % code loaded, caches warm
     Blocks = [{Label, measure(F, N)} || _ <- lists:seq(1, ?BLOCKS),
                                         {Label, F} <- [{ours_handler, Ours},
@@ -165,8 +154,7 @@ name(P) ->
 %% Ours step by step only (visitors_bench.py, at each level of live visitors).
 -spec steps_only(binary(), pos_integer(), binary()) -> map().
 steps_only(Host, N, Prefix) ->
-    steps(Host, N, fun() -> <<Prefix/binary, (integer_to_binary(erlang:unique_integer([positive])))/binary>>
-                   end).
+    steps(Host, N, names(Prefix)).
 
 request(Host, Path, Body) ->
     #request{method = 'POST', path = binary:split(Path, <<"/">>, [global, trim_all]),
@@ -198,15 +186,8 @@ average(Ms) ->
 %% Latency runs from a request's scheduled start to its answer.
 -spec paced(binary(), pos_integer(), pos_integer(), pos_integer(), binary()) -> map().
 paced(Host, Rate, Ms, Rounds, Prefix) ->
-    Name = fun() -> <<Prefix/binary, (integer_to_binary(erlang:unique_integer([positive])))/binary>>
-           end,
-    Sides = [{ours_handler, fun() -> {201, _, _} = mod_http_clicktochat:process(
-                                      [<<"register">>], request(Host, <<"/clicktochat/register">>,
-                                                                ours_body(Name()))) end},
-             {theirs_handler, fun() -> {200, _, _} = mod_http_api:process(
-                                        [<<"register">>], request(Host, <<"/api/register">>,
-                                                                  theirs_body(Name(), Host))) end},
-             {auth_try_register, fun() -> ok = ejabberd_auth:try_register(Name(), Host, <<"pw">>) end}],
+    Name = names(Prefix),
+    Sides = maps:to_list(registrations(Host, Name)),
     Runs = [{Label, open_loop(F, Rate, Ms)}
             || Round <- lists:seq(1, Rounds),
                {Label, F} <- case Round rem 2 of 1 -> Sides; 0 -> lists:reverse(Sides) end],
@@ -238,6 +219,27 @@ launch(F, Parent, Start, I, Count) ->
             launch(F, Parent, Start, I, Count)
     end.
 
+%% A fresh name at each call, unique across concurrent workers too.
+names(Prefix) ->
+    fun() -> <<Prefix/binary, (integer_to_binary(erlang:unique_integer([positive])))/binary>> end.
+
+%% One registration of a fresh name each call, three ways: ours' HTTP
+%% handler, theirs' (mod_http_api's register command), and the account
+%% alone (ejabberd_auth:try_register/3, which both end in), each handed the
+%% #request{} ejabberd_http would build.
+registrations(Host, Name) ->
+    #{ours_handler =>
+          fun() -> {201, _, _} = mod_http_clicktochat:process(
+                                   [<<"register">>], request(Host, <<"/clicktochat/register">>,
+                                                             ours_body(Name())))
+          end,
+      theirs_handler =>
+          fun() -> {200, _, _} = mod_http_api:process(
+                                   [<<"register">>], request(Host, <<"/api/register">>,
+                                                             theirs_body(Name(), Host)))
+          end,
+      auth_try_register => fun() -> ok = ejabberd_auth:try_register(Name(), Host, <<"pw">>) end}.
+
 ours_body(Name) -> <<"{\"username\":\"", Name/binary, "\",\"password\":\"pw\"}">>.
 
 theirs_body(Name, Host) ->
@@ -250,8 +252,7 @@ theirs_body(Name, Host) ->
 %% each step (which step the tail waits in).
 -spec tail_steps(binary(), pos_integer(), pos_integer(), binary()) -> map().
 tail_steps(Host, Workers, Ms, Prefix) ->
-    Name = fun() -> <<Prefix/binary, (integer_to_binary(erlang:unique_integer([positive])))/binary>>
-           end,
+    Name = names(Prefix),
     One = one_step_by_step(Host, Name),
     Parent = self(),
     Stop = erlang:monotonic_time(millisecond) + Ms,
