@@ -277,6 +277,27 @@ def run_wrk(url, prefix, template, content_type, threads, connections, seconds):
     return result
 
 
+def measured_wrk(server, path, prefix, template, threads, connections, seconds):
+    """One wrk run of JSON requests against `server` with the server's CPU
+    over it (/proc/<beam>/stat, every thread): successful requests, their
+    rate and latency, CPU per success, and how busy the server and wrk were."""
+    pid = server.pid()
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    result = run_wrk(server.url(path), prefix, template, "application/json",
+                     threads, connections, seconds)
+    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    ok = result["requests"] - result["errors"]["status"]
+    return {"requests": result["requests"], "ok": ok, "errors": result["errors"],
+            "seconds": result["duration_us"] / 1e6,
+            "throughput_per_s": ok / (result["duration_us"] / 1e6),
+            "latency_us": result["latency_us"],
+            "server_cpu_s": cpu1 - cpu0,
+            "server_cpu_us_per_op": (cpu1 - cpu0) / max(ok, 1) * 1e6,
+            "server_cores_busy": (cpu1 - cpu0) / (t1 - t0),
+            "driver_cpu_s": result["driver_cpu_s"],
+            "driver_cores_busy": result["driver_cpu_s"] / (t1 - t0)}
+
+
 # --- output -----------------------------------------------------------------
 
 def machine():

@@ -33,9 +33,9 @@ writes _build/bench/register.json. Ports 15301-15304.
 """
 
 import sys
-import time
 
-from benchlib import (SIDES, BenchSandbox, allow_api_register, load_register_steps, Control, cpu_seconds, median, plain_for_client_host,
+from benchlib import (SIDES, BenchSandbox, allow_api_register, load_register_steps, Control,
+                      measured_wrk, median, plain_for_client_host,
                       register_and_connect_agents, run_wrk, write_json)
 from sandbox import CLIENT_HOST
 
@@ -50,32 +50,13 @@ MODULE_OPTIONS = {"max_sessions": 100000, "visitor_ttl": 3600,
 
 def one_run(server, control, side, prefix, seconds):
     path, template = SIDES[side]
-    pid = server.pid()
     accounts0 = int(control.eval(
         f'rpc:call(Node, ejabberd_auth, count_users, [<<"{CLIENT_HOST}">>])'))
-    cpu0, t0 = cpu_seconds(pid), time.monotonic()
-    result = run_wrk(server.url(path), prefix, template, "application/json",
-                     THREADS, CONNECTIONS, seconds)
-    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    run = measured_wrk(server, path, prefix, template, THREADS, CONNECTIONS, seconds)
     accounts1 = int(control.eval(
         f'rpc:call(Node, ejabberd_auth, count_users, [<<"{CLIENT_HOST}">>])'))
-    errors = sum(result["errors"].values())
-    ok = result["requests"] - result["errors"]["status"]
-    run = {
-        "side": side,
-        "requests": result["requests"],
-        "ok": ok,
-        "errors": result["errors"],
-        "accounts_created": accounts1 - accounts0,
-        "seconds": result["duration_us"] / 1e6,
-        "throughput_per_s": ok / (result["duration_us"] / 1e6),
-        "latency_us": result["latency_us"],
-        "server_cpu_s": cpu1 - cpu0,
-        "server_cpu_us_per_op": (cpu1 - cpu0) / max(ok, 1) * 1e6,
-        "server_cores_busy": (cpu1 - cpu0) / (t1 - t0),
-        "driver_cpu_s": result["driver_cpu_s"],
-        "driver_cores_busy": result["driver_cpu_s"] / (t1 - t0),
-    }
+    run = {"side": side, **run, "accounts_created": accounts1 - accounts0}
+    errors, ok = sum(run["errors"].values()), run["ok"]
     print(f"  {side:6} {run['throughput_per_s']:8.0f}/s  p50 {run['latency_us']['p50']/1000:6.1f} ms"
           f"  p99 {run['latency_us']['p99']/1000:6.1f} ms  server {run['server_cpu_us_per_op']:7.0f}"
           f" us/op ({run['server_cores_busy']:.2f} cores)  wrk {run['driver_cores_busy']:.2f} cores"

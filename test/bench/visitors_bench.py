@@ -53,7 +53,7 @@ import os
 import sys
 import time
 
-from benchlib import (SIDES, BenchSandbox, Control, allow_api_register, cpu_seconds,
+from benchlib import (SIDES, BenchSandbox, Control, allow_api_register, cpu_seconds, measured_wrk,
                       load_register_steps, median, node_ets, plain_for_client_host,
                       register_and_connect_agents, rss_bytes, run_wrk, write_json)
 from sandbox import CLIENT_HOST
@@ -81,19 +81,10 @@ def visitors(control):
 
 
 def run(server, control, name):
-    pid = server.pid()
     before = visitors(control)
-    cpu0, t0 = cpu_seconds(pid), time.monotonic()
-    r = run_wrk(server.url(MEASURED_PATH), name, MEASURED_TEMPLATE, "application/json",
-                THREADS, CONNECTIONS, SECONDS)
-    cpu1, t1 = cpu_seconds(pid), time.monotonic()
-    ok = r["requests"] - r["errors"]["status"]
-    return {"visitors_before": before, "ok": ok, "errors": r["errors"],
-            "throughput_per_s": ok / (r["duration_us"] / 1e6),
-            "latency_us": r["latency_us"],
-            "server_cpu_us_per_op": (cpu1 - cpu0) / max(ok, 1) * 1e6,
-            "server_cores_busy": (cpu1 - cpu0) / (t1 - t0),
-            "driver_cores_busy": r["driver_cpu_s"] / (t1 - t0)}
+    return {"visitors_before": before,
+            **measured_wrk(server, MEASURED_PATH, name, MEASURED_TEMPLATE,
+                           THREADS, CONNECTIONS, SECONDS)}
 
 
 def measure(servers, controls, level):
@@ -162,13 +153,11 @@ def wait_until_idle(servers, deadline_s):
 def fill(server, control, target, deadline):
     """Registrations of ours (wrk, bounded by time) until `target` visitors."""
     started, chunk = time.monotonic(), 0
-    count = visitors(control)
+    first = count = visitors(control)
     while count < target:
         if time.monotonic() > deadline:
             raise TimeoutError(f"fill: {count} visitors of {target} when time ran out")
         rate = 500 if chunk == 0 else max(100, (count - first) / (time.monotonic() - started))
-        if chunk == 0:
-            first = count
         # The first chunk short: its rate sizes the rest (no overshoot that
         # would leave the last fill, which the memory figure divides by, small).
         seconds = int(max(1, min(30 if chunk else 5, (target - count) / rate)))
