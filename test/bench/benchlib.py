@@ -298,6 +298,53 @@ def measured_wrk(server, path, prefix, template, threads, connections, seconds):
             "driver_cores_busy": result["driver_cpu_s"] / (t1 - t0)}
 
 
+def paced_http_driver():
+    """test/bench/paced_http.erl compiled into _build/bench: its directory."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["erlc", "-o", str(OUT), str(HERE / "paced_http.erl")], check=True)
+    return OUT
+
+
+def measured_paced(server, path, prefix, template, rate, seconds, connections=256):
+    """One open-loop run (paced_http.erl, in its own VM): `rate` JSON
+    requests a second started on schedule for `seconds`, latency from each
+    request's scheduled start; with the server's CPU over it and the
+    driver's own (its VM's rusage)."""
+    pid = server.pid()
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(
+            # +sbwt none: its schedulers sleep when idle rather than spin
+            # (CPU the server's could use).
+            ["erl", "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none", "-noshell", "-pa", str(paced_http_driver()), "-run", "paced_http", "main",
+             str(server.http_port), path, prefix, template, str(rate), str(int(seconds * 1000)),
+             str(connections)],
+            stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + seconds + 60
+        while True:
+            waited, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if waited:
+                break
+            if time.monotonic() > deadline:
+                process.kill()
+                raise TimeoutError("paced_http did not finish")
+            time.sleep(0.05)
+        out.seek(0)
+        text = out.read()
+    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    lines = [line for line in text.splitlines() if line.startswith("BENCHJSON ")]
+    if os.waitstatus_to_exitcode(status) != 0 or not lines:
+        raise RuntimeError(f"paced_http failed:\n{text}")
+    result = json.loads(lines[-1][len("BENCHJSON "):])
+    ok = sum(n for outcome, n in result["outcomes"].items() if outcome.startswith("2"))
+    driver = usage.ru_utime + usage.ru_stime
+    return {**result, "ok": ok, "errors": result["requests"] - ok,
+            "server_cpu_s": cpu1 - cpu0,
+            "server_cpu_us_per_op": (cpu1 - cpu0) / max(ok, 1) * 1e6,
+            "server_cores_busy": (cpu1 - cpu0) / (t1 - t0),
+            "driver_cpu_s": driver, "driver_cores_busy": driver / (t1 - t0)}
+
+
 # --- output -----------------------------------------------------------------
 
 def machine():
