@@ -176,7 +176,7 @@ BENCH_REGISTER ?= 5 4
 # seconds per wrk run, live visitor levels
 BENCH_VISITORS ?= 3 0 10000 50000 100000
 # pairs, seconds per phase, rounds
-BENCH_CHAT ?= 40 5 4
+BENCH_CHAT ?= 40 5 6
 bench: all npm-deps bench-deps bench-rotation
 	cargo bench -p clicktochat_core --bench archive_writer -- $(CURDIR)/_build/bench/archive.json
 	cargo bench -p clicktochat_core --bench riak_pushes -- $(CURDIR)/_build/bench/riak.json
