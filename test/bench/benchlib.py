@@ -249,14 +249,11 @@ def wrk_script():
     return path
 
 
-def run_wrk(url, prefix, template, content_type, threads, connections, seconds):
-    """One wrk run (bounded by -d and a timeout): its JSON summary plus the
-    driver's own CPU seconds (wrk's rusage)."""
+def run_driver(name, command, seconds):
+    """A load driver's run, bounded by its duration and a minute more: its
+    BENCHJSON line (parsed) and its own CPU seconds (its rusage)."""
     with tempfile.TemporaryFile("w+") as out:
-        process = subprocess.Popen(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-             "-s", str(wrk_script()), url, "--", prefix, template, content_type],
-            stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + seconds + 60
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
@@ -264,17 +261,23 @@ def run_wrk(url, prefix, template, content_type, threads, connections, seconds):
                 break
             if time.monotonic() > deadline:
                 process.kill()
-                raise TimeoutError("wrk did not finish")
+                raise TimeoutError(f"{name} did not finish")
             time.sleep(0.05)
-        process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read()
+    code = os.waitstatus_to_exitcode(status)
     lines = [line for line in text.splitlines() if line.startswith("BENCHJSON ")]
-    if process.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk failed ({process.returncode}):\n{text}")
-    result = json.loads(lines[-1][len("BENCHJSON "):])
-    result["driver_cpu_s"] = usage.ru_utime + usage.ru_stime
-    return result
+    if code != 0 or not lines:
+        raise RuntimeError(f"{name} failed ({code}):\n{text}")
+    return json.loads(lines[-1][len("BENCHJSON "):]), usage.ru_utime + usage.ru_stime
+
+
+def run_wrk(url, prefix, template, content_type, threads, connections, seconds):
+    """One wrk run: its JSON summary plus the driver's own CPU seconds."""
+    result, driver_cpu_s = run_driver(
+        "wrk", ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+                "-s", str(wrk_script()), url, "--", prefix, template, content_type], seconds)
+    return {**result, "driver_cpu_s": driver_cpu_s}
 
 
 def measured_wrk(server, path, prefix, template, threads, connections, seconds):
@@ -312,32 +315,15 @@ def measured_paced(server, path, prefix, template, rate, seconds, connections=25
     driver's own (its VM's rusage)."""
     pid = server.pid()
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
-    with tempfile.TemporaryFile("w+") as out:
-        process = subprocess.Popen(
-            # +sbwt none: its schedulers sleep when idle rather than spin
-            # (CPU the server's could use).
-            ["erl", "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none", "-noshell", "-pa", str(paced_http_driver()), "-run", "paced_http", "main",
-             str(server.http_port), path, prefix, template, str(rate), str(int(seconds * 1000)),
-             str(connections)],
-            stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + seconds + 60
-        while True:
-            waited, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if waited:
-                break
-            if time.monotonic() > deadline:
-                process.kill()
-                raise TimeoutError("paced_http did not finish")
-            time.sleep(0.05)
-        out.seek(0)
-        text = out.read()
+    result, driver = run_driver(
+        "paced_http",
+        # +sbwt none: its schedulers sleep when idle rather than spin (CPU
+        # the server's could use).
+        ["erl", "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none", "-noshell", "-pa",
+         str(paced_http_driver()), "-run", "paced_http", "main", str(server.http_port), path,
+         prefix, template, str(rate), str(int(seconds * 1000)), str(connections)], seconds)
     cpu1, t1 = cpu_seconds(pid), time.monotonic()
-    lines = [line for line in text.splitlines() if line.startswith("BENCHJSON ")]
-    if os.waitstatus_to_exitcode(status) != 0 or not lines:
-        raise RuntimeError(f"paced_http failed:\n{text}")
-    result = json.loads(lines[-1][len("BENCHJSON "):])
     ok = sum(n for outcome, n in result["outcomes"].items() if outcome.startswith("2"))
-    driver = usage.ru_utime + usage.ru_stime
     return {**result, "ok": ok, "errors": result["requests"] - ok,
             "server_cpu_s": cpu1 - cpu0,
             "server_cpu_us_per_op": (cpu1 - cpu0) / max(ok, 1) * 1e6,
