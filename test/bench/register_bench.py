@@ -230,8 +230,8 @@ def bench(mode, c2s_port, http_port):
                 for side in sides:
                     runs.append(one_run(server, control, side, f"r{round_}{side}", SECONDS))
             # The same registrations at one offered rate, well below what
-            # either side sustains (half of theirs' mean throughput in the
-            # wrk runs above): p99 at equal load (paced_http.erl).
+            # either side sustains (PACED_HTTP_SHARE of theirs' mean
+            # throughput in the wrk runs above): p99 at equal load.
             rate = max(20, round(PACED_HTTP_SHARE * sum(
                 r["throughput_per_s"] for r in runs if r["side"] == "theirs") / ROUNDS))
             paced = []
