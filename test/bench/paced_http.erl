@@ -50,7 +50,7 @@ run(Port, Path, Prefix, Template, Rate, Ms, Connections) ->
     T0 = now_us() + 1000,
     State = #{start => fun(I) -> T0 + I * 1000000 div Rate end, request => Request,
               count => Count, next => 0, idle => Idle, due => queue:new(), answered => 0,
-              latencies => [], late => [], in_flight => 0, max_in_flight => 0,
+              connections => Connections, latencies => [], late => [], max_in_flight => 0,
               outcomes => #{}},
     Done = dispatch(State),
     [P ! stop || P <- Pids],
@@ -81,9 +81,9 @@ dispatch(#{start := Start, count := Count} = S0) ->
               end,
     receive
         {answered, Pid, Scheduled, Outcome} ->
-            #{idle := Idle, latencies := L, answered := A, outcomes := O, in_flight := F} = S,
+            #{idle := Idle, latencies := L, answered := A, outcomes := O} = S,
             dispatch(S#{idle := [Pid | Idle], latencies := [now_us() - Scheduled | L],
-                        answered := A + 1, in_flight := F - 1,
+                        answered := A + 1,
                         outcomes := maps:update_with(Outcome, fun(N) -> N + 1 end, 1, O)})
     after Timeout ->
             case maps:get(next, S) of
@@ -106,9 +106,9 @@ hand_out(#{due := Due, idle := Idle, start := Start, request := Request} = S) ->
         {{{value, I}, Rest}, [Pid | Idle1]} ->
             Scheduled = Start(I),
             Pid ! {request, Scheduled, Request(I)},
-            #{late := Late, in_flight := InFlight, max_in_flight := Max} = S,
+            #{late := Late, max_in_flight := Max, connections := Connections} = S,
             hand_out(S#{due := Rest, idle := Idle1, late := [now_us() - Scheduled | Late],
-                        in_flight := InFlight + 1, max_in_flight := max(Max, InFlight + 1)});
+                        max_in_flight := max(Max, Connections - length(Idle1))});
         _ ->
             S
     end.
