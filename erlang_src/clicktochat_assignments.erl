@@ -4,10 +4,14 @@
 %%% lifecycle all read it here, and the rotation's loads and the line are
 %%% rebuilt from it after a restart or an owner takeover.
 %%%
-%%% A Mnesia disc table, so that it survives module reloads and ejabberd
-%%% restarts (and becomes the cluster's record once replicated). It is also
-%%% the marker telling a throw-away visitor account from any other account
-%%% of the client host.
+%%% A Mnesia table in memory (ram_copies: every node of the cluster holds
+%%% it), kept on each node's disk by clicktochat_assignments_keeper, so that
+%%% it survives module reloads and ejabberd restarts. Not disc_copies: Mnesia
+%%% rewrites such a table whole once its log reaches a quarter of it (every
+%%% ~N/6 changes of N rows), which stalled this node's registrations for
+%%% ~150 ms at 100 000 visitors (README, "Performance"). It is also the
+%%% marker telling a throw-away visitor account from any other account of
+%%% the client host.
 %%%
 %%% Read path: a hook looks the sender or receiver up once per stanza with
 %%% mnesia:dirty_read on the local replica (an ETS lookup behind Mnesia's
@@ -18,6 +22,8 @@
 -module(clicktochat_assignments).
 
 -export([create_table/0, transform/1]).
+%% For clicktochat_assignments_keeper.
+-export([subscribe/0, held_elsewhere/0, records/1, restore/1, change/2]).
 -export([claim/3, assign/4, hand_over/5, note_answer/4, lookup/2, take/2, all/1, asked/1,
          count/0]).
 
@@ -40,9 +46,11 @@
 create_table() ->
     %% ejabberd_mnesia:create/3 creates, upgrades (transform/1) or just
     %% reuses the table and answers differently in each case; waiting for
-    %% it is what matters.
+    %% it is what matters. A disc_copies table of an earlier version becomes
+    %% ram_copies there, its records kept (the keeper then writes them to
+    %% its file).
     ejabberd_mnesia:create(?MODULE, clicktochat_visitor,
-                           [{disc_copies, [node()]},
+                           [{ram_copies, [node()]},
                             {attributes, record_info(fields, clicktochat_visitor)}]),
     ok = mnesia:wait_for_tables([clicktochat_visitor], timer:seconds(30)).
 
@@ -53,6 +61,55 @@ transform({clicktochat_visitor, US, Agent, RegisteredAt}) ->
                          assigned_at = RegisteredAt, answer = answered};
 transform(#clicktochat_visitor{} = Current) ->
     Current.
+
+%% Every change of the table on this node (the cluster's included) comes as
+%% a message to the caller (see change/2).
+-spec subscribe() -> ok.
+subscribe() ->
+    {ok, _Node} = mnesia:subscribe({table, clicktochat_visitor, simple}),
+    ok.
+
+%% Whether another node of the cluster holds the table now (this node then
+%% loaded it from there).
+-spec held_elsewhere() -> boolean().
+held_elsewhere() ->
+    mnesia:table_info(clicktochat_visitor, active_replicas) -- [node()] /= [].
+
+%% A subscription's message as a change of ClientHost's visitors: the
+%% visitor's record written (the record is opaque to the caller), or the
+%% visitor removed; `other' for any other message.
+-spec change(term(), binary()) -> {put, binary(), tuple()} | {delete, binary()} | other.
+change({mnesia_table_event, {write, #clicktochat_visitor{us = {LUser, ClientHost}} = R, _}},
+       ClientHost) ->
+    {put, LUser, R};
+change({mnesia_table_event, {delete, {clicktochat_visitor, {LUser, ClientHost}}, _}},
+       ClientHost) ->
+    {delete, LUser};
+change({mnesia_table_event, {delete_object, #clicktochat_visitor{us = {LUser, ClientHost}}, _}},
+       ClientHost) ->
+    {delete, LUser};
+change(_Other, _ClientHost) ->
+    other.
+
+%% ClientHost's records as change/2 gives them: {LUser, Record}.
+-spec records(binary()) -> [{binary(), tuple()}].
+records(ClientHost) ->
+    [{LUser, R} || #clicktochat_visitor{us = {LUser, _}} = R
+                       <- mnesia:dirty_match_object(
+                            #clicktochat_visitor{us = {'_', ClientHost}, _ = '_'})].
+
+%% Records kept on disk written back, in one transaction (of an earlier
+%% version's layout: upgraded as ejabberd_mnesia would).
+-spec restore([tuple()]) -> ok | {error, term()}.
+restore(Records) ->
+    Restore = fun() ->
+                      mnesia:write_lock_table(clicktochat_visitor),
+                      lists:foreach(fun(R) -> mnesia:write(transform(R)) end, Records)
+              end,
+    case mnesia:transaction(Restore) of
+        {atomic, ok} -> ok;
+        {aborted, Reason} -> {error, Reason}
+    end.
 
 %% Reserves the name for a registration under way: with its agent, once
 %% the desk has answered (no line), or before the desk is asked (a line):

@@ -22,7 +22,7 @@ get_commands_spec() ->
              {host, "The client_host of a mod_clicktochat instance", <<"clients.example.com">>},
              "owner node, queue (agents in rotation order), loads, agents per node, "
              "the waiting line's length and a newcomer's estimated wait, "
-             "this node's archive counters"),
+             "this node's archive counters and those of its copy of the assignments on disk"),
      command(clicktochat_line, "Print the waiting line of a client host",
              {host, "The client_host of a mod_clicktochat instance", <<"clients.example.com">>},
              "one visitor per line, head first: position, JID, estimated wait")].
@@ -35,7 +35,8 @@ command(Name, Desc, {Arg, ArgDesc, Example}, ResultDesc) ->
                        result = {res, restuple}, result_desc = ResultDesc}.
 
 %% The cluster's view: which node owns the rotation, its queue and loads,
-%% each node's available agents; then this node's archive writer.
+%% each node's available agents; then this node's archive writer and the
+%% writer of its assignments on disk.
 clicktochat_status(ClientHost) ->
     LHost = jid:nameprep(ClientHost),
     case clicktochat_instance:of_client_host(LHost) of
@@ -56,11 +57,14 @@ clicktochat_status(ClientHost) ->
                            unavailable -> "owner: none\n"
                        end,
             Archived = clicktochat_nif:archive_status(Archive),
+            Kept = clicktochat_assignments_keeper:status(LHost),
             {ok, iolist_to_binary(
-                   [Rotation,
-                    [io_lib:format("archive_~ts: ~ts~n", [K, status_value(maps:get(K, Archived))])
-                     || K <- lists:sort(maps:keys(Archived))]])}
+                   [Rotation, counters("archive", Archived), counters("kept", Kept)])}
     end.
+
+counters(Prefix, Counters) ->
+    [io_lib:format("~ts_~ts: ~ts~n", [Prefix, K, status_value(maps:get(K, Counters))])
+     || K <- lists:sort(maps:keys(Counters))].
 
 %% The line, head first, one visitor per line:
 %% "Position Visitor waited Ns estimated_wait=S".

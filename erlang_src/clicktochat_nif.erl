@@ -17,6 +17,8 @@
          render_status/4, render_error/3,
          archive_open/2, archive_message/4, archive_sync/2, archive_read/2, render_archive/2,
          archive_status/1, archive_close/1,
+         kept_open/1, kept_put/3, kept_delete/2, kept_replace_all/2, kept_sync/2, kept_all/1,
+         kept_status/1, kept_close/1,
          ratelimit_new/1, ratelimit_allow/2, scram_keys/4]).
 
 -export(?NIFS).
@@ -194,6 +196,42 @@ archive_status(_Archive) -> not_loaded().
 %% Commits what is pending, stops the writer, releases the file. Dirty I/O.
 -spec archive_close(archive()) -> ok.
 archive_close(_Archive) -> not_loaded().
+
+%% The durable copy of one client host's visitor assignments
+%% (clicktochat_assignments_keeper): rows of binaries, committed in batches
+%% by a writer thread (native/clicktochat_core/src/kept.rs).
+-type kept() :: reference().
+
+%% Opens the redb file at Path (creating it) and starts the writer thread.
+%% Dirty I/O.
+-spec kept_open(binary()) -> {ok, kept()} | {error, binary()}.
+kept_open(_Path) -> not_loaded().
+
+%% Never block: hand the change to the writer thread ({error, _} once closed).
+-spec kept_put(kept(), binary(), binary()) -> ok | {error, binary()}.
+kept_put(_Kept, _Key, _Value) -> not_loaded().
+
+-spec kept_delete(kept(), binary()) -> ok | {error, binary()}.
+kept_delete(_Kept, _Key) -> not_loaded().
+
+%% Every row replaced by these, in its turn among the changes. Dirty CPU.
+-spec kept_replace_all(kept(), [{binary(), binary()}]) -> ok | {error, binary()}.
+kept_replace_all(_Kept, _Rows) -> not_loaded().
+
+%% Waits (up to TimeoutMs) until every change handed over is committed. Dirty I/O.
+-spec kept_sync(kept(), non_neg_integer()) -> ok | {error, binary()}.
+kept_sync(_Kept, _TimeoutMs) -> not_loaded().
+
+%% The committed rows, in key order. Dirty I/O.
+-spec kept_all(kept()) -> {ok, [{binary(), binary()}]} | {error, binary()}.
+kept_all(_Kept) -> not_loaded().
+
+-spec kept_status(kept()) -> #{atom() => term()}.
+kept_status(_Kept) -> not_loaded().
+
+%% Commits what is pending, stops the writer, releases the file. Dirty I/O.
+-spec kept_close(kept()) -> ok.
+kept_close(_Kept) -> not_loaded().
 
 -type ratelimit() :: reference().
 

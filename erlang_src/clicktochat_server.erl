@@ -1,8 +1,10 @@
 %%% clicktochat_server: the process of one active instance (one client host
 %%% on one node), started by mod_clicktochat under ejabberd's gen_mod
 %%% supervisor. It owns the instance's lifetime: it opens the archive,
-%%% publishes the instance and adds the hooks; stopping it removes the hooks
-%%% and commits and closes the archive.
+%%% starts the keeper of the host's assignments on disk
+%%% (clicktochat_assignments_keeper), publishes the instance and adds the
+%%% hooks; stopping it removes the hooks, stops the keeper, and commits and
+%%% closes the archive.
 %%%
 %%% In a cluster, one of these servers per client host owns the rotation
 %%% (clicktochat_rotation): the first to take the global name. The owner
@@ -54,6 +56,9 @@ arm_answer_timeout(ClientHost, LUser, Start) ->
 init([ClientHost, Opts]) ->
     process_flag(trap_exit, true),
     clicktochat_assignments:create_table(),
+    %% Before the rotation is rebuilt from the assignments: after a restart,
+    %% the keeper puts them back.
+    {ok, Keeper} = clicktochat_assignments_keeper:start_link(ClientHost),
     PerMinute = gen_mod:get_opt(max_registrations_per_minute, Opts),
     MaxSessions = gen_mod:get_opt(max_sessions, Opts),
     Routing = gen_mod:get_opt(routing, Opts),
@@ -76,7 +81,8 @@ init([ClientHost, Opts]) ->
     %% twice at worst, and every rotation operation is idempotent.
     clicktochat_instance:publish(Instance),
     [ejabberd_hooks:add(Hook, Host, M, F, Seq) || {Hook, Host, M, F, Seq} <- hooks(Instance)],
-    State = try_to_own(#{instance => Instance, role => follower, told => #{}}),
+    State = try_to_own(#{instance => Instance, role => follower, told => #{},
+                         keeper => Keeper}),
     ?INFO_MSG("mod_clicktochat: visitors on ~ts, agents on ~ts, rotation owned by ~p, queue ~p",
               [ClientHost, Instance#instance.helpdesk_host, owner_node(State),
                case clicktochat_rotation:view(ClientHost) of
@@ -85,9 +91,11 @@ init([ClientHost, Opts]) ->
                end]),
     {ok, State}.
 
-terminate(_Reason, #{instance := #instance{archive = Archive} = Instance}) ->
+terminate(_Reason, #{instance := #instance{archive = Archive} = Instance, keeper := Keeper}) ->
     [ejabberd_hooks:delete(Hook, Host, M, F, Seq) || {Hook, Host, M, F, Seq} <- hooks(Instance)],
     clicktochat_instance:unpublish(Instance),
+    %% Commits the assignments' last changes (unless it is what failed).
+    catch clicktochat_assignments_keeper:stop(Keeper),
     %% Commits what was captured and frees the file for the next start.
     clicktochat_nif:archive_close(Archive).
 
@@ -139,6 +147,9 @@ handle_info({nodedown, Node}, #{role := owner, instance := Instance} = State) ->
 %% name and told both; both try again, one wins.
 handle_info({global_name_conflict, _Name, _Other}, State) ->
     {noreply, try_to_own(forget_owner(State#{role => follower}))};
+%% The assignments are no longer kept on disk: the server starts again.
+handle_info({'EXIT', Keeper, Reason}, #{keeper := Keeper} = State) ->
+    {stop, {keeper_exited, Reason}, State};
 handle_info({NodeEvent, _Node}, State) when NodeEvent == nodeup; NodeEvent == nodedown ->
     {noreply, State};
 handle_info(Info, State) ->

@@ -9,6 +9,7 @@
 %%%                            rotation or watching its owner, visitor_ttl timers
 %%%   clicktochat_rotation     the one rotation of the cluster, and its owner
 %%%   clicktochat_assignments  which visitor belongs to which agent (Mnesia)
+%%%   clicktochat_assignments_keeper  those of the host on this node's disk
 %%%   clicktochat_visitors     registering and ending visitors
 %%%   clicktochat_presence     agents in and out of the rotation
 %%%   clicktochat_guard        visitors talk to their agent only

@@ -389,6 +389,23 @@ class Sandbox:
         """Full JIDs of every session on the node."""
         return set(self.ctl("connected_users").split())
 
+    def rpc(self, module, function, *args):
+        """rpc:call on the node, from a hidden one-shot node run as the
+        ejabberd user (its cookie): `args` are Erlang literals, `node()` in
+        them is the sandbox's node; the answer printed with ~0p."""
+        call = (f"rpc:call('{self.node}', {module}, {function}, "
+                f"[{', '.join(args)}], 30000)").replace("node()", f"'{self.node}'")
+        name = f"rpc{os.getpid()}-{self.name}"
+        result = subprocess.run(
+            ["su", "-s", "/bin/sh", "-c", '"$0" "$@"', "ejabberd", "--",
+             "erl", "-sname", f"{name}@localhost", "-hidden", "-noinput", "-noshell",
+             "-eval", f'io:format("~0p", [{call}]), halt().'],
+            capture_output=True, text=True, cwd=str(self.spool), timeout=60,
+            env={**os.environ, "ERL_EPMD_ADDRESS": "127.0.0.1"})
+        if result.returncode != 0:
+            raise RuntimeError(f"rpc {module}:{function} failed: {result.stdout}{result.stderr}")
+        return result.stdout
+
     def control(self):
         """A ControlNode for fast repeated queries (ejabberdctl starts a VM
         for every command: most of a second each)."""

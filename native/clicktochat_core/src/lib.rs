@@ -3,7 +3,8 @@
 //! registration request parser, the response renderer, and the
 //! conversation archive: message entries, Erlang's external term format, the
 //! stored records with their merge, the writer with its embedded store, and a
-//! Riak KV client; and SCRAM's stored keys of a password.
+//! Riak KV client; SCRAM's stored keys of a password; and the durable copy
+//! of the visitors' assignments (`kept`).
 //! `clicktochat_nif` only converts Erlang terms and calls into this crate.
 
 pub mod archive;
@@ -14,6 +15,7 @@ pub mod estimate;
 pub mod etf;
 pub mod id_list;
 pub mod interner;
+pub mod kept;
 pub mod line;
 pub mod ranking;
 pub mod ratelimit;

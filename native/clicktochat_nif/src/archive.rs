@@ -14,14 +14,7 @@ use clicktochat_core::riak::RiakConfig;
 use rustler::{Atom, Binary, Env, NifResult, OwnedBinary, ResourceArc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub struct ArchiveResource(Archive);
-
-#[rustler::resource_impl]
-impl rustler::Resource for ArchiveResource {}
-
-// As for the rotation: every archive operation completes or does nothing
-// under its locks.
-impl std::panic::RefUnwindSafe for ArchiveResource {}
+resource!(ArchiveResource(Archive));
 
 type Handle = ResourceArc<ArchiveResource>;
 

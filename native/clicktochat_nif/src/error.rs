@@ -1,7 +1,8 @@
 //! How failures reach Erlang: a bad term raises `badarg` (never a panic),
-//! a failure of the archive is answered as `{error, <<"message">>}`.
+//! a failure of the archive or of the kept rows is answered as `{error, <<"message">>}`.
 
 use clicktochat_core::archive::ArchiveError;
+use clicktochat_core::kept::KeptError;
 use clicktochat_core::records::RecordsError;
 use rustler::{Decoder, Encoder, Env, NifResult, Term};
 
@@ -31,6 +32,12 @@ pub struct NifError(String);
 
 impl From<ArchiveError> for NifError {
     fn from(e: ArchiveError) -> Self {
+        NifError(e.to_string())
+    }
+}
+
+impl From<KeptError> for NifError {
+    fn from(e: KeptError) -> Self {
         NifError(e.to_string())
     }
 }

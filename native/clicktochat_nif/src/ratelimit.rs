@@ -7,13 +7,7 @@ use rustler::ResourceArc;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-pub struct RateLimitResource(Mutex<RateLimiter>);
-
-#[rustler::resource_impl]
-impl rustler::Resource for RateLimitResource {}
-
-// As for the rotation: every limiter operation completes or does nothing.
-impl std::panic::RefUnwindSafe for RateLimitResource {}
+resource!(RateLimitResource(Mutex<RateLimiter>));
 
 #[rustler::nif]
 fn ratelimit_new(per_minute: u32) -> ResourceArc<RateLimitResource> {
