@@ -167,12 +167,13 @@ bench-rotation: nif beams
 # (bench-rotation, above); the archive writer's cost per message against
 # conversation length (and the previous layouts), Riak round trips per
 # message; then the server-level figures: POST /register against
-# mod_http_api's register (SCRAM and plain), registration against live
-# visitors and the memory of one, server CPU per chat message with the
+# mod_http_api's register (SCRAM and plain), the visitors' assignments on
+# disk (Mnesia's disc_copies against the kept rows, in a plain VM),
+# registration against live visitors and the memory of one, server CPU per chat message with the
 # archive on and off, a widget visitor's login; and docs/performance.md
 # (+ docs/perf_*.png) from every _build/bench/*.json.
-# seconds per wrk run, rounds (A B A B...)
-BENCH_REGISTER ?= 5 4
+# seconds per wrk (and open-loop) run, rounds (A B B A...)
+BENCH_REGISTER ?= 5 6
 # seconds per wrk run, live visitor levels
 BENCH_VISITORS ?= 3 0 10000 50000 100000
 # pairs, seconds per phase, rounds
@@ -181,6 +182,10 @@ bench: all npm-deps bench-deps bench-rotation
 	cargo bench -p clicktochat_core --bench archive_writer -- $(CURDIR)/_build/bench/archive.json
 	cargo bench -p clicktochat_core --bench riak_pushes -- $(CURDIR)/_build/bench/riak.json
 	$(PYTHON) test/bench/register_bench.py $(BENCH_REGISTER)
+	erlc -o _build/bench test/bench/assignments_disk_bench.erl
+	rm -rf _build/bench/assignments_disk && mkdir -p _build/bench/assignments_disk
+	erl -noshell -pa ebin -pa _build/bench -run assignments_disk_bench main \
+	  $(CURDIR)/_build/bench/assignments_disk $(CURDIR)/_build/bench/assignments_disk.json
 	$(PYTHON) test/bench/visitors_bench.py $(BENCH_VISITORS)
 	$(PYTHON) test/bench/chat_bench.py $(BENCH_CHAT)
 	$(PYTHON) test/bench/widget_login_bench.py

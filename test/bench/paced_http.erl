@@ -16,7 +16,8 @@
 %% Template is the JSON body with NAME where a fresh user name goes
 %% (Prefix and a counter). Prints one line, "BENCHJSON {...}": requests,
 %% answers by outcome (HTTP status, or socket_error), latency percentiles
-%% (us from the scheduled start), the most requests in flight at once (all
+%% (us from the scheduled start) and every latency, sorted, the most
+%% requests in flight at once (all
 %% Connections: some due request may have waited for one), and how late
 %% the driver handed requests to their connections.
 -module(paced_http).
@@ -64,6 +65,9 @@ run(Port, Path, Prefix, Template, Rate, Ms, Connections) ->
       latency_us => #{p50 => Pct(Latencies, 0.5), p90 => Pct(Latencies, 0.9),
                       p99 => Pct(Latencies, 0.99), p999 => Pct(Latencies, 0.999),
                       max => Pct(Latencies, 1.0)},
+      %% Every latency, sorted: a bench pools its runs' (one run's p99 is
+      %% its ~40 slowest requests, one stall of the host).
+      latencies_us => tuple_to_list(Latencies),
       max_in_flight => maps:get(max_in_flight, Done),
       driver_late_us => #{p50 => Pct(Late, 0.5), p99 => Pct(Late, 0.99), max => Pct(Late, 1.0)}}.
 
@@ -182,10 +186,13 @@ headers(Socket, Status, Length, Connection) ->
 now_us() ->
     erlang:monotonic_time(microsecond).
 
-%% Just enough JSON for the result: maps with atom or integer keys, integers.
+%% Just enough JSON for the result: maps with atom or integer keys, lists
+%% and integers.
 json(Map) when is_map(Map) ->
     Pairs = [[$", key(K), "\":", json(V)] || {K, V} <- lists:sort(maps:to_list(Map))],
     [${, lists:join($,, Pairs), $}];
+json(List) when is_list(List) ->
+    [$[, lists:join($,, [json(V) || V <- List]), $]];
 json(N) when is_integer(N) ->
     integer_to_binary(N).
 

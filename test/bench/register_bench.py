@@ -28,7 +28,9 @@ rounds: test/bench/paced_http.erl, an open-loop driver in its own VM
 each one's scheduled start). wrk's p99 is a closed loop's at saturation: it
 drives the faster side harder into the account store both share, and a
 stall holds back the requests it would have sent. The p99 goal is judged
-at the same offered rate; wrk's p99 is reported beside it.
+at the same offered rate, on each side's requests of all its runs pooled
+(a run's own p99 is its ~40 slowest requests: often one stall of the
+host's); wrk's p99 is reported beside it.
 
 Then, inside the node (register_steps.erl): both handlers one at a time and
 from 16 processes, ours step by step; with plain passwords also where
@@ -80,9 +82,11 @@ def one_run(server, control, side, prefix, seconds):
 PACED_HTTP_SHARE = 0.4
 
 
-def one_paced_run(server, side, prefix, rate):
+def one_paced_run(server, side, prefix, rate, pooled):
+    """One open-loop run; its latencies go to pooled[side], not into the run."""
     path, template = SIDES[side]
     run = {"side": side, **measured_paced(server, path, prefix, template, rate, SECONDS)}
+    pooled.setdefault(side, []).extend(run.pop("latencies_us"))
     print(f"  {side:6} {rate:5}/s offered, open loop: p50 {run['latency_us']['p50']/1000:6.1f} ms"
           f"  p99 {run['latency_us']['p99']/1000:6.1f} ms  max {run['latency_us']['max']/1000:6.1f}"
           f" ms  server {run['server_cpu_us_per_op']:7.0f} us/op ({run['server_cores_busy']:.2f}"
@@ -91,9 +95,17 @@ def one_paced_run(server, side, prefix, rate):
     return run
 
 
-def paced_summary(runs):
-    """Median p50 / p99 / CPU per registration of each side's open-loop
-    runs, their ratios, and the round-by-round ratios' medians."""
+def percentile(sorted_values, share):
+    """paced_http.erl's: the value at rank round(share * n), 1-based."""
+    n = len(sorted_values)
+    return sorted_values[max(1, min(n, round(share * n))) - 1]
+
+
+def paced_summary(runs, pooled):
+    """Each side's latency percentiles over all its open-loop runs pooled,
+    and their ratio (the p99 goal's measure); the medians of each side's
+    runs' p50 / p99 / CPU per registration, their ratios, and the
+    round-by-round ratios' medians."""
     out = {side: {"p50_us": median([r["latency_us"]["p50"] for r in runs if r["side"] == side]),
                   "p99_us": median([r["latency_us"]["p99"] for r in runs if r["side"] == side]),
                   "server_cpu_us_per_op": median([r["server_cpu_us_per_op"] for r in runs
@@ -101,13 +113,27 @@ def paced_summary(runs):
                   "driver_cores_busy": median([r["driver_cores_busy"] for r in runs
                                                if r["side"] == side])}
            for side in SIDES}
+    for side in SIDES:
+        values = sorted(pooled[side])
+        out[side]["pooled_us"] = {"requests": len(values),
+                                  **{name: percentile(values, share) for name, share in
+                                     [("p50", 0.5), ("p90", 0.9), ("p99", 0.99),
+                                      ("p999", 0.999), ("max", 1.0)]}}
     pairs = list(zip([r for r in runs if r["side"] == "ours"],
                      [r for r in runs if r["side"] == "theirs"]))
     # The sides' medians: each side runs first in half of the rounds, and
     # the second run of a round was the slower one in most rounds of both
     # sides (a stall of the store at that point), which a round's own
     # ratio carries whole.
+    # Pooled: a run's p99 is its ~40 slowest requests, often one stall of
+    # the host's, and the sides' medians of 4 such runs moved 0.6-1.2x
+    # between runs of the same code on one day; all of a side's requests
+    # pooled count every stall where it fell.
     out["ratios"] = {
+        "p99_pooled_ours_over_theirs": out["ours"]["pooled_us"]["p99"]
+        / out["theirs"]["pooled_us"]["p99"],
+        "p999_pooled_ours_over_theirs": out["ours"]["pooled_us"]["p999"]
+        / out["theirs"]["pooled_us"]["p999"],
         "p99_ours_over_theirs": out["ours"]["p99_us"] / out["theirs"]["p99_us"],
         "p99_paired_median": median([a["latency_us"]["p99"] / b["latency_us"]["p99"]
                                      for a, b in pairs]),
@@ -234,11 +260,11 @@ def bench(mode, c2s_port, http_port):
             # throughput in the wrk runs above): p99 at equal load.
             rate = max(20, round(PACED_HTTP_SHARE * sum(
                 r["throughput_per_s"] for r in runs if r["side"] == "theirs") / ROUNDS))
-            paced = []
+            paced, pooled = [], {}
             for round_ in range(ROUNDS):
                 sides = list(SIDES) if round_ % 2 == 0 else list(SIDES)[::-1]
                 for side in sides:
-                    paced.append(one_paced_run(server, side, f"p{round_}{side}", rate))
+                    paced.append(one_paced_run(server, side, f"p{round_}{side}", rate, pooled))
             visitors = int(control.eval("rpc:call(Node, mnesia, table_info, "
                                         "[clicktochat_visitor, size])"))
             profile = in_node_profile(control, 100 if mode == "scram" else 300,
@@ -249,18 +275,20 @@ def bench(mode, c2s_port, http_port):
                 agent.disconnect()
     result = {"mode": mode, "runs": runs, "visitors_at_end": visitors, **summary(runs),
               "paced": {"rate_per_s": rate, "seconds": SECONDS, "share_of_theirs": PACED_HTTP_SHARE,
-                        "runs": paced, **paced_summary(paced)},
+                        "runs": paced, **paced_summary(paced, pooled)},
               "in_node": profile}
     r, p = result["ratios"], result["paced"]["ratios"]
     # Throughput at saturation (wrk); p99 at one offered rate for both.
     result["goals"] = {"throughput_ratio_min": 1.1, "p99_ratio_max": 1.0,
-                       "p99_measured": "open loop, equal offered rate (paced_http.erl)",
+                       "p99_measured": "open loop, equal offered rate (paced_http.erl), "
+                                       "each side's runs pooled",
                        "met": r["throughput_ours_over_theirs"] >= 1.1
-                       and p["p99_ours_over_theirs"] <= 1.0}
+                       and p["p99_pooled_ours_over_theirs"] <= 1.0}
     print(f"  ours/theirs: throughput {r['throughput_ours_over_theirs']:.2f}x, "
           f"p99 {r['p99_ours_over_theirs']:.2f}x, CPU/op {r['cpu_per_op_ours_over_theirs']:.2f}x"
           f" (wrk); at {rate}/s offered: p99 {p['p99_ours_over_theirs']:.2f}x, CPU/op "
-          f"{p['cpu_per_op_paired_median']:.2f}x", flush=True)
+          f"{p['cpu_per_op_paired_median']:.2f}x; pooled p99 {p['p99_pooled_ours_over_theirs']:.2f}x",
+          flush=True)
     return result
 
 
