@@ -1,9 +1,9 @@
 %%% The read path of a visitor's assignment, which the stanza guard and the
 %%% archive capture take once per stanza: what clicktochat_assignments does
-%%% (mnesia:dirty_read on the local replica of a disc_copies table) against
+%%% (mnesia:dirty_read on the local replica of a ram_copies table) against
 %%% the floor (ets:lookup on the same table's ETS) and a transaction (what a
 %%% design reading inside mnesia:transaction would pay). Run with
-%%% `make bench`; prints ns per lookup and ratios, hits and misses mixed.
+%%% `make bench-scale`; prints ns per lookup and ratios, hits and misses mixed.
 -module(assignment_bench).
 
 -export([main/1]).
@@ -15,14 +15,13 @@ main(Args) ->
                               [V, L] -> {list_to_integer(V), list_to_integer(L)};
                               [] -> {100000, 1000000}
                           end,
-    %% Filling the table overloads Mnesia's log dumper on purpose; quiet.
     logger:set_primary_config(level, error),
     Dir = "/tmp/clicktochat-assignment-bench-" ++ os:getpid(),
     ok = application:set_env(mnesia, dir, Dir),
     ok = mnesia:create_schema([node()]),
     ok = mnesia:start(),
     {atomic, ok} = mnesia:create_table(clicktochat_visitor,
-                                       [{disc_copies, [node()]},
+                                       [{ram_copies, [node()]},
                                         {attributes, record_info(fields, clicktochat_visitor)}]),
     ok = mnesia:wait_for_tables([clicktochat_visitor], 30000),
     Host = <<"clients.example.com">>,
