@@ -116,9 +116,11 @@ visitor(I) ->
              assigned_at = Now, answer = unasked}.
 
 %% clicktochat_assignments_keeper's work: each change to the writer thread.
+%% (A table's events carry its name where its records have their own.)
 keep(Kept) ->
     receive
-        {mnesia_table_event, {write, #visitor{us = {LUser, _}} = R, _}} ->
+        {mnesia_table_event, {write, R, _}} ->
+            {LUser, _} = element(#visitor.us, R),
             ok = clicktochat_nif:kept_put(Kept, LUser, term_to_binary(R)),
             keep(Kept);
         {mnesia_table_event, {delete, {_Tab, {LUser, _}}, _}} ->
