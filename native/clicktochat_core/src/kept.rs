@@ -36,6 +36,10 @@ pub type Row = (Vec<u8>, Vec<u8>);
 pub const COMMIT_WINDOW: Duration = Duration::from_millis(10);
 /// Most changes one batch takes before committing.
 const BATCH_MAX: usize = 4096;
+/// redb's own page cache (1 GiB by default, grown with the pages a commit
+/// touches: ~34 MB, 340 bytes a visitor at 100 000 visitors). The pages a
+/// batch changes are read back through the OS's page cache instead.
+const CACHE_BYTES: usize = 4 << 20;
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(10);
 
@@ -189,7 +193,9 @@ fn open_db(path: &Path) -> Result<Arc<Database>, redb::Error> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let db = Database::create(path)?;
+    let db = Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)?;
     let txn = db.begin_write()?;
     txn.open_table(ROWS)?;
     txn.commit()?;
