@@ -9,7 +9,7 @@
 %%% it survives module reloads and ejabberd restarts. Not disc_copies: Mnesia
 %%% rewrites such a table whole once its log reaches a quarter of it (every
 %%% ~N/6 changes of N rows), which stalled this node's registrations for
-%%% ~150 ms at 100 000 visitors (README, "Performance"). It is also the
+%%% ~150 ms at 100 000 visitors (README, Architecture). It is also the
 %%% marker telling a throw-away visitor account from any other account of
 %%% the client host.
 %%%
