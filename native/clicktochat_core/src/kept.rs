@@ -55,11 +55,12 @@ pub enum KeptError {
 
 impl std::fmt::Display for KeptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("kept rows: ")?;
         match self {
-            KeptError::Db(e) => write!(f, "kept rows: {e}"),
-            KeptError::NotCommitted(e) => write!(f, "kept rows not committed: {e}"),
-            KeptError::Closed => f.write_str("kept rows are closed"),
-            KeptError::Timeout => f.write_str("kept rows' writer did not answer in time"),
+            KeptError::Db(e) => e.fmt(f),
+            KeptError::NotCommitted(e) => write!(f, "not committed: {e}"),
+            KeptError::Closed => f.write_str("closed"),
+            KeptError::Timeout => f.write_str("the writer did not answer in time"),
         }
     }
 }
