@@ -14,13 +14,13 @@
 -module(clicktochat_assignments_keeper).
 -behaviour(gen_server).
 
--export([start_link/1, stop/1, sync/1, status/1]).
+-export([start_link/1, stop/1, status/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
          code_change/3]).
 
 -include("logger.hrl").
 
--define(SYNC_TIMEOUT, 10000).
+-define(CALL_TIMEOUT, 10000).
 
 -spec start_link(binary()) -> {ok, pid()} | {error, term()}.
 start_link(ClientHost) ->
@@ -30,17 +30,11 @@ start_link(ClientHost) ->
 stop(Keeper) ->
     gen_server:stop(Keeper).
 
-%% Returns once every change of the host's visitors made so far on this
-%% node is committed to the file.
--spec sync(binary()) -> ok | {error, term()}.
-sync(ClientHost) ->
-    gen_server:call(name(ClientHost), sync, ?SYNC_TIMEOUT + 1000).
-
 %% The file writer's counters (clicktochat_nif:kept_status/1), once the
 %% changes that reached the keeper so far are handed over.
 -spec status(binary()) -> #{atom() => term()}.
 status(ClientHost) ->
-    gen_server:call(name(ClientHost), status, ?SYNC_TIMEOUT).
+    gen_server:call(name(ClientHost), status, ?CALL_TIMEOUT).
 
 name(ClientHost) ->
     gen_mod:get_module_proc(ClientHost, ?MODULE).
@@ -90,8 +84,6 @@ reconcile(ClientHost, Kept) ->
                      || {LUser, R} <- clicktochat_assignments:records(ClientHost)])
     end.
 
-handle_call(sync, _From, #{kept := Kept} = State) ->
-    {reply, clicktochat_nif:kept_sync(Kept, ?SYNC_TIMEOUT), State};
 handle_call(status, _From, #{kept := Kept} = State) ->
     {reply, clicktochat_nif:kept_status(Kept), State};
 handle_call(_Request, _From, State) ->
