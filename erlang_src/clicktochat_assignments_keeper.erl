@@ -61,8 +61,8 @@ init(ClientHost) ->
     end.
 
 reconcile(ClientHost, Kept) ->
-    case clicktochat_assignments:held_elsewhere()
-        orelse clicktochat_assignments:records(ClientHost) /= [] of
+    Records = clicktochat_assignments:records(ClientHost),
+    case clicktochat_assignments:held_elsewhere() orelse Records /= [] of
         false ->
             %% Written back, the records come back as changes: the file
             %% gets what it has (harmless, once a start).
@@ -70,18 +70,17 @@ reconcile(ClientHost, Kept) ->
                 {ok, Rows} ->
                     try [binary_to_term(Value, [safe]) || {_LUser, Value} <- Rows] of
                         [] -> ok;
-                        Records ->
+                        Restored ->
                             ?INFO_MSG("mod_clicktochat: ~B visitors of ~ts restored",
-                                      [length(Records), ClientHost]),
-                            clicktochat_assignments:restore(Records)
+                                      [length(Restored), ClientHost]),
+                            clicktochat_assignments:restore(Restored)
                     catch error:badarg -> {error, not_a_record}
                     end;
                 {error, _} = Err -> Err
             end;
         true ->
             clicktochat_nif:kept_replace_all(
-              Kept, [{LUser, term_to_binary(R)}
-                     || {LUser, R} <- clicktochat_assignments:records(ClientHost)])
+              Kept, [{LUser, term_to_binary(R)} || {LUser, R} <- Records])
     end.
 
 handle_call(status, _From, #{kept := Kept} = State) ->

@@ -7,8 +7,8 @@
 //! snapshot of the whole table once the log reaches a quarter of the
 //! snapshot, every ~N/6 writes for N rows, through `disk_log` in one
 //! process: ~150 ms at 100 000 rows, during which this 2-core node's
-//! registrations stalled (p99 x2-x10, README "Performance"). redb updates
-//! its B-tree in place: a commit costs the same whatever the number of rows.
+//! registrations stalled (p99 x2-x10, README "Architecture"). redb updates
+//! its B-tree in place: a change costs O(log N), never the whole table.
 //!
 //! Changes are handed over (a channel send) and committed in batches: the
 //! first change of a batch waits at most [`COMMIT_WINDOW`] for others, then
